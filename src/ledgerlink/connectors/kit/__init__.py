@@ -1,0 +1,1 @@
+"""What every connector shares: the seams, the transport, errors, retry decisions, batching, webhook helpers."""
