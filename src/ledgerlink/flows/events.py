@@ -1,0 +1,36 @@
+"""From a stored webhook to the flows: the inbox handler for a gateway source."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ledgerlink.connectors.kit.protocols import WebhookSource
+from ledgerlink.flows.context import FlowContext, Ignored, InboundMessage
+from ledgerlink.model import EventType, PaymentEvent
+
+
+class EventFlow(Protocol):
+    name: str
+
+    def accepts(self, event: PaymentEvent) -> bool: ...
+
+    async def handle(self, event: PaymentEvent, ctx: FlowContext) -> None: ...
+
+
+class GatewayEvents:
+    """Re-parses the raw webhook (the same parser intake validated it with) and runs the first flow that takes it."""
+
+    def __init__(self, source: WebhookSource, flows: Sequence[EventFlow]) -> None:
+        self.source = source
+        self.flows = tuple(flows)
+
+    async def __call__(self, message: InboundMessage, ctx: FlowContext) -> None:
+        event = self.source.parse_webhook(message.headers, message.body)
+        if event.event_type is EventType.UNKNOWN:
+            raise Ignored(f"{event.gateway_event_type} is not an event ledgerlink acts on")
+        for flow in self.flows:
+            if flow.accepts(event):
+                await flow.handle(event, ctx)
+                return
+        raise Ignored(f"no enabled flow handles {event.gateway_event_type}")
