@@ -1,0 +1,1 @@
+"""The HTTP service: webhook intake, admin API, health and metrics."""
