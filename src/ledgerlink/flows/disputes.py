@@ -113,7 +113,7 @@ class Disputes:
 
         record.update(debit_memo=await ctx.once(memo.key, create, find, tag="chargebacks.opened"),
                       amount=dispute.amount.format(), currency=dispute.amount.currency,
-                      fee=dispute.fee.format() if dispute.fee else None)
+                      fee=dispute.fee.format() if dispute.fee else None, of=dispute.transaction_id)
         reason = f"Chargeback {dispute.reason_code or ''} {dispute.reason or ''}".strip()
         await self.orders.move_order(order, OrderStatus.DISPUTED, None, event_id, ctx, reason=reason)
         for chain_id in {r["chain"] for r in state.receipts.values() if r.get("chain")}:

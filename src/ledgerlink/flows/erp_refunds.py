@@ -1,11 +1,14 @@
 """Refunds the back office asks for (e.g. an SL credit memo flagged "refund to card").
 
 The request's amount is checked against what is still refundable on the order's captures before the
-gateway is called: more than that is refused, written back with the reason, and opened as a case. A
+gateway is called (captured, less refunds and less chargebacks not won back, which the card already got):
+more than that is refused, written back with the reason, and opened as a case. A
 request within it is refunded against the order's captures (newest first, split when one capture does
 not cover it), each refund made with our own reference so a crash between the gateway's answer and our
 checkpoint finds the refund again instead of refunding twice. The request's own credit memo is then paid
-out (a debit memo it settles), and the outcome (refund ids, declined, refused) is written back.
+out (a debit memo it settles), and the outcome (refund ids, declined, refused) is written back with the
+amount the card got back (a split declined halfway says what its first parts refunded). A request answered
+once is not answered again, whatever re-delivers it.
 """
 
 from __future__ import annotations
@@ -62,10 +65,15 @@ class ErpRefunds:
         plan = plans.get(request.ref.key)
         if plan is None:
             plan = plans[request.ref.key] = self._plan(request, state)
+        if plan.get("answered"):  # the same request again (e.g. re-read after its inbox row was pruned)
+            log.info("refund request %s was already answered (%s); nothing to do", request.ref.key, plan["answered"])
+            ctx.outcome("already_answered")
+            return
         if plan.get("refused"):
             await self._refuse(request, plan["refused"], ctx)
+            plan["answered"] = RefundOutcome.REFUSED.value
             return
-        made: list[str] = []
+        made: list[tuple[str, Money]] = []
         for part in plan["parts"]:
             txn, reference = part["of"], part["reference"]
             portion = Money.of(part["amount"], part["currency"])
@@ -82,11 +90,16 @@ class ErpRefunds:
             answer = await ctx.once(f"{self.gateway.name}:refund:{reference}", create, find)
             refund_id, status, decline = answer.split("|", 2)
             if status == PaymentStatus.DECLINED.value:
-                result = RefundResult(outcome=RefundOutcome.DECLINED,
-                                      message=f"the gateway declined the refund ({decline or 'no reason given'})",
+                message = f"the gateway declined the refund of {portion} ({decline or 'no reason given'})"
+                refunded = None  # the result's amount is what the card got back: nothing, or the parts before
+                if made:
+                    refunded = sum((amount for _, amount in made[1:]), made[0][1])
+                    message += f"; {refunded} was refunded before it ({', '.join(i for i, _ in made)})"
+                result = RefundResult(outcome=RefundOutcome.DECLINED, message=message,
                                       gateway_ref=ExternalRef(system=self.gateway.name, kind="transaction",
-                                                              id=refund_id), amount=portion)
+                                                              id=refund_id), amount=refunded)
                 await self._record(request, result, ctx)
+                plan["answered"] = RefundOutcome.DECLINED.value
                 ctx.count("refund_requests.declined")
                 ctx.outcome("declined")
                 return
@@ -94,12 +107,14 @@ class ErpRefunds:
             state.refunds.setdefault(refund.id, {"amount": portion.format(), "currency": portion.currency,
                                                  "of": txn, "request": request.ref.key})
             await self.money_back.post_refund(refund, txn, event_id, ctx, credit_memo=request.ref.key)
-            made.append(refund.id)
+            made.append((refund.id, portion))
 
         await self._record(request, RefundResult(
-            outcome=RefundOutcome.REFUNDED, message=f"refunded {request.amount} to the card ({', '.join(made)})",
-            gateway_ref=ExternalRef(system=self.gateway.name, kind="transaction", id=made[-1]),
+            outcome=RefundOutcome.REFUNDED,
+            message=f"refunded {request.amount} to the card ({', '.join(i for i, _ in made)})",
+            gateway_ref=ExternalRef(system=self.gateway.name, kind="transaction", id=made[-1][0]),
             amount=request.amount), ctx)
+        plan["answered"] = RefundOutcome.REFUNDED.value
         ctx.count("refund_requests.refunded")
         ctx.outcome("refunded")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ledgerlink.model import ExternalRef, Money, PaymentStatus
+from ledgerlink.model import DisputeStage, ExternalRef, Money, PaymentStatus
 
 
 class OrderState:
@@ -85,14 +85,16 @@ class OrderState:
         return total
 
     def refundable(self) -> dict[str, Money]:
-        """Per captured transaction still in the books: what can still be refunded."""
+        """Per captured transaction still in the books: what can still be refunded (captured, less refunds,
+        less chargebacks not won back: the issuer already gave that money back to the card)."""
         left: dict[str, Money] = {}
         for txn, receipt in self.receipts.items():
             if receipt.get("reversed"):
                 continue
-            amount = Money.of(receipt["amount"], receipt["currency"])
-            refunded = self.refunded(txn)
-            remaining = amount - refunded if refunded else amount
+            remaining = Money.of(receipt["amount"], receipt["currency"])
+            for taken in (self.refunded(txn), self.charged_back(txn)):
+                if taken is not None:
+                    remaining = remaining - taken
             if remaining.is_positive():
                 left[txn] = remaining
         return left
@@ -101,5 +103,16 @@ class OrderState:
 
     @property
     def disputes(self) -> dict[str, dict[str, Any]]:
-        """gateway dispute id -> {stage, debit_memo, amount, fee, currency}."""
+        """gateway dispute id -> {stage, debit_memo, amount, fee, currency, of (disputed transaction)}."""
         return self._state.setdefault("disputes", {})
+
+    def charged_back(self, transaction_id: str) -> Money | None:
+        """Taken back from one capture/sale by chargebacks that are open or lost; None when nothing is."""
+        total: Money | None = None
+        for dispute in self.disputes.values():
+            if dispute.get("of") != transaction_id or not dispute.get("amount") or \
+                    dispute.get("stage") == DisputeStage.WON.value:
+                continue
+            amount = Money.of(dispute["amount"], dispute["currency"])
+            total = amount if total is None else total + amount
+        return total

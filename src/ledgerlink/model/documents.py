@@ -234,4 +234,4 @@ class RefundResult(BaseModel):
     outcome: RefundOutcome
     message: str
     gateway_ref: ExternalRef | None = None  # the gateway's refund transaction
-    amount: Money | None = None
+    amount: Money | None = None  # what the gateway refunded (None: nothing, e.g. declined or refused)
