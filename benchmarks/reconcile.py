@@ -1,12 +1,20 @@
 """Reconciliation benchmark: 1,000,000 settlement lines against 1,000,000 posted payments.
 
-    .venv/bin/python benchmarks/reconcile.py [--lines 1000000]
+    .venv/bin/python benchmarks/reconcile.py [--lines 1000000] [--path columns|flow]
 
 Builds a Payment Batch Detail report (the classic Cybersource CSV layout: title line, header, CRLF, refunds
 negative) and the back office's postings for the same day, with known discrepancies of every kind injected,
-then times what a run does with them: read the report into columns, match (``ledgerlink.flows.matching``),
-and build the balanced settlement journal of every batch. It checks that every injected discrepancy, and
-nothing else, was found, and prints the time and the peak resident memory of the process.
+then times what a run does with them, in a process of its own, and checks that every injected discrepancy,
+and nothing else, was found; prints the time and the peak resident memory of that process.
+
+``--path columns`` (default) times the matching core: the report read straight into columns (polars),
+match (``ledgerlink.flows.matching``), and the balanced settlement journal of every batch.
+
+``--path flow`` times what ``SettlementReconciliation.run`` does with the same data today: the connector's
+reader (``read_payment_batch_detail``: one canonical ``SettlementLine`` per line), ``build_settlement``,
+the postings as the SL connector makes them (one ``PostedPayment`` per row, through its ``PostedReader``),
+both turned into frames (``lines_frame``, ``postings_frame``), match and the journals. No HTTP: the two
+systems' answers are already in memory, so this is a lower bound for a real run.
 """
 
 from __future__ import annotations
@@ -22,7 +30,6 @@ import tempfile
 import time
 from datetime import date, timedelta
 
-import numpy as np
 import polars as pl
 
 from ledgerlink.flows.matching import LINE_SCHEMA, POSTING_SCHEMA, MatchSettings, match
@@ -33,10 +40,17 @@ DAY = date(2026, 11, 20)
 INJECTED = 250  # of each kind
 
 
-def report_bytes(n: int, rng: np.random.Generator) -> tuple[bytes, pl.DataFrame]:
+def _draw(ids: pl.Expr, seed: int, below: int) -> pl.Expr:
+    """A deterministic pseudo-random integer in [0, below) per id (polars' hash, no other dependency)."""
+    return (ids.hash(seed) % below).cast(pl.Int64)
+
+
+def report_bytes(n: int) -> tuple[bytes, pl.DataFrame]:
     """The CSV report and, for building postings, the same lines as a frame."""
-    ids = pl.Series("id", np.arange(n, dtype=np.int64))
-    frame = pl.DataFrame({"id": ids, "cents": rng.integers(100, 500_000, n), "refund": rng.random(n) < 0.05})
+    frame = pl.DataFrame({"id": pl.int_range(n, dtype=pl.Int64, eager=True)}).with_columns(
+        (_draw(pl.col("id"), 1, 499_900) + 100).alias("cents"),
+        (_draw(pl.col("id"), 2, 100) < 5).alias("refund"),
+    )
     frame = frame.with_columns(
         (pl.col("id") % 4).cast(pl.Utf8).str.zfill(12).alias("batch_id"),
         pl.lit("testrest").alias("merchant_id"),
@@ -69,18 +83,17 @@ def read_report(data: bytes) -> pl.DataFrame:
     return pl.DataFrame({
         "line": pl.int_range(raw.height, eager=True).cast(pl.Int64) + 3,
         "txn": raw["request_id"], "order_ref": raw["merchant_ref_number"],
-        "kind": pl.Series(np.where(negative.to_numpy(), "refund", "capture")),
+        "kind": pl.select(pl.when(negative).then(pl.lit("refund")).otherwise(pl.lit("capture"))).to_series(),
         "cents": cents, "currency": raw["currency"], "batch": raw["batch_id"],
     }).cast(LINE_SCHEMA)
 
 
-def postings_for(frame: pl.DataFrame, rng: np.random.Generator) -> tuple[pl.DataFrame, dict[str, int]]:
-    n = frame.height
+def postings_for(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
     postings = frame.select(
         pl.col("id").alias("post"), pl.col("request_id").alias("txn"), pl.col("merchant_ref_number").alias("order_ref"),
         pl.when(pl.col("refund")).then(pl.lit("refund")).otherwise(pl.lit("capture")).alias("kind"),
         pl.col("cents"), pl.col("currency"), pl.lit(DAY).alias("posted_on"),
-        pl.lit(pl.Series(rng.integers(0, 24, n).astype(np.int8))).alias("hour"),
+        _draw(pl.col("id"), 3, 24).cast(pl.Int8).alias("hour"),
         pl.format("PA:{}", pl.col("id")).alias("ref"),
     ).cast(POSTING_SCHEMA)
     k = INJECTED
@@ -113,9 +126,8 @@ def peak_rss_mb() -> int:
 
 def generate(directory: str, n: int) -> dict[str, int]:
     """Write the report and the postings to ``directory``; returns the injected discrepancies."""
-    rng = np.random.default_rng(2026)
-    data, frame = report_bytes(n, rng)
-    postings, expected = postings_for(frame, rng)
+    data, frame = report_bytes(n)
+    postings, expected = postings_for(frame)
     # the lines of the postings marked "missing in settlement" must not be in the report
     late = set(postings.filter(pl.col("posted_on") < DAY)["txn"].to_list())
     report_lines = data.split(b"\r\n")
@@ -155,8 +167,76 @@ def run(directory: str) -> dict[str, object]:
             journals += 1
     finished = time.perf_counter()
     return {
-        "lines": lines.height, "postings": postings.height, "journals": journals,
+        "path": "columns", "lines": lines.height, "postings": postings.height, "journals": journals,
         "seconds": {"read_report": round(read - started, 2), "match": round(matched - read, 2),
+                    "journals": round(finished - matched, 3), "total": round(finished - started, 2)},
+        "rss_before_run_mb": round(rss_before),
+        "peak_rss_mb": peak_rss_mb(),
+        "counts": result.counts(), "discrepancies_found": dict(result.discrepancies.group_by("type").len().iter_rows()),
+    }
+
+
+def run_flow(directory: str) -> dict[str, object]:
+    """The measured part of ``--path flow``: the canonical records a run builds today, then the same match."""
+    from ledgerlink.connectors.cybersource.batch_detail import read_payment_batch_detail
+    from ledgerlink.connectors.cybersource.settlement import Funding, build_settlement
+    from ledgerlink.connectors.dynamics_sl.movement import PostedReader
+    from ledgerlink.connectors.dynamics_sl.settings import DynamicsSLSettings
+    from ledgerlink.flows.settlement import lines_frame, postings_frame
+
+    with open(os.path.join(directory, "report.csv"), "rb") as handle:
+        data = handle.read()
+    table = pl.read_parquet(os.path.join(directory, "postings.parquet"))
+    rows = table.select(
+        pl.when(pl.col("kind") == "refund").then(pl.lit("DM")).otherwise(pl.lit("PA")).alias("DocType"),
+        pl.col("post").cast(pl.Utf8).str.zfill(10).alias("RefNbr"),
+        pl.format("{}.{}", (pl.col("cents") // 100).cast(pl.Utf8),
+                  (pl.col("cents") % 100).cast(pl.Utf8).str.zfill(2)).alias("CuryOrigDocAmt"),
+        pl.col("currency").alias("CuryId"),
+        pl.col("posted_on").dt.strftime("%m/%d/%Y").alias("DocDate"),
+        pl.format("{}T{}:00", pl.col("posted_on").cast(pl.Utf8), pl.col("hour").cast(pl.Utf8).str.zfill(2))
+        .alias("Crtd_DateTime"),
+        pl.col("txn").fill_null("").alias("User1"), pl.col("order_ref").alias("CustOrdNbr"),
+        pl.lit("C0001").alias("CustId"), pl.lit("000001").alias("BatNbr"),
+    )
+    del table
+    rss_before = peak_rss_mb()
+
+    started = time.perf_counter()
+    detail = read_payment_batch_detail(data)
+    del data
+    money: dict[str, list[int]] = {}
+    for line in detail.lines:
+        sums = money.setdefault(line.amount.currency, [0, 0])
+        sums[line.kind.value == "refund"] += line.amount.minor_units
+    funding = {}
+    for currency, (gross, refunds) in money.items():
+        fees = gross * 29 // 1000
+
+        def usd(units: int, currency: str = currency) -> Money:
+            return Money.from_minor_units(units, currency)
+
+        funding[currency] = Funding(currency, usd(gross), usd(refunds), usd(fees), usd(0), usd(0),
+                                    usd(gross - refunds - fees))
+    settlement = build_settlement(gateway="cybersource", merchant_id="testrest", day=DAY, detail=detail,
+                                  funding=funding)
+    del detail
+    read = time.perf_counter()
+    reader = PostedReader(DynamicsSLSettings(api_key="x"))
+    posted = [reader(row) for row in rows.iter_rows(named=True)]
+    del rows
+    lines, postings = lines_frame(settlement), postings_frame(posted)
+    framed = time.perf_counter()
+    result = match(lines, postings, day=DAY, settings=MatchSettings(lag_days=2))
+    matched = time.perf_counter()
+    accounts = {name: GLAccount(account=str(1000 + i)) for i, name in enumerate(JOURNAL_ACCOUNTS)}
+    journals = sum(settlement_journal(batch, accounts, f"journal:{batch.batch_id}") is not None
+                   for batch in settlement.batches)
+    finished = time.perf_counter()
+    return {
+        "path": "flow", "lines": lines.height, "postings": postings.height, "journals": journals,
+        "seconds": {"read_report_and_build_settlement": round(read - started, 2),
+                    "build_postings": round(framed - read, 2), "match": round(matched - framed, 2),
                     "journals": round(finished - matched, 3), "total": round(finished - started, 2)},
         "rss_before_run_mb": round(rss_before),
         "peak_rss_mb": peak_rss_mb(),
@@ -167,15 +247,17 @@ def run(directory: str) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--path", choices=("columns", "flow"), default="columns",
+                        help="columns: the matching core; flow: with the canonical records a run builds today")
     parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: the measured child process
     args = parser.parse_args()
     if args.run:
-        print(json.dumps(run(args.run)))
+        print(json.dumps(run_flow(args.run) if args.path == "flow" else run(args.run)))
         return
     with tempfile.TemporaryDirectory(prefix="ledgerlink-reconcile-") as directory:
         expected = generate(directory, args.lines)
-        child = subprocess.run([sys.executable, __file__, "--run", directory], capture_output=True, text=True,
-                               check=True)
+        child = subprocess.run([sys.executable, __file__, "--path", args.path, "--run", directory],
+                               capture_output=True, text=True, check=True)
     report = json.loads(child.stdout)
     report.update(cpus=os.cpu_count(), python=sys.version.split()[0], discrepancies_injected=expected,
                   all_found_nothing_else=report["discrepancies_found"] == expected)

@@ -8,9 +8,12 @@ One run reconciles one settlement day of one merchant:
 2. match its lines against the receipts and refunds the back office holds (``matching``), leaving out
    postings already reconciled with an earlier day's settlement;
 3. post one balanced journal per settlement batch (gross to card clearing, refunds, fees, chargebacks,
-   net to the bank), each once per batch id;
+   net to the bank), each once per batch id. Every journal is built, and so checked to balance per
+   currency, before the first is posted. A journal the back office refuses (its currency, a closed
+   period) does not stop the others: it becomes a case for a person to post by hand;
 4. turn every discrepancy into a case (opened, or updated on a re-run), with a task for the finance team,
-   and resolve the cases the day's matches clear (a late posting that has now settled);
+   and resolve the cases the day's matches clear (a late posting that has now settled, a transaction
+   posted after its settlement, a mismatch corrected before a re-run, a refused journal now posted);
 5. save the report.
 
 Re-running a day is safe: journals are keyed by batch, cases by what they are about.
@@ -31,7 +34,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ledgerlink.connectors.kit.errors import NotFound, RetryableError
+from ledgerlink.connectors.kit.errors import NotFound, Rejected, RetryableError
 from ledgerlink.connectors.kit.protocols import BackOffice, PaymentGateway
 from ledgerlink.flows.context import FlowContext
 from ledgerlink.flows.matching import LINE_SCHEMA, POSTING_SCHEMA, MatchResult, MatchSettings, match
@@ -59,6 +62,8 @@ log = logging.getLogger(__name__)
 
 RECONCILIATION_TYPES = (CaseType.MISSING_IN_ERP, CaseType.MISSING_IN_SETTLEMENT, CaseType.AMOUNT_MISMATCH,
                         CaseType.CURRENCY_MISMATCH, CaseType.DUPLICATE)
+# cases about one transaction and direction, keyed ``<type>:<gateway>:<transaction id>:<kind>``
+_ABOUT_A_LINE = (CaseType.MISSING_IN_ERP, CaseType.AMOUNT_MISMATCH, CaseType.CURRENCY_MISMATCH)
 JOURNAL_ACCOUNTS = ("card_clearing", "refund_liability", "processing_fees", "chargeback_clearing", "bank")
 ITEMS_IN_REPORT = 2000
 
@@ -144,6 +149,32 @@ def _case_key(gateway: str, item: dict[str, Any]) -> str:
     return f"{kind}:{gateway}:{item['txn']}:{item['kind']}"
 
 
+def _case_amount(item: dict[str, Any]) -> Money | None:
+    """What a case is about: the difference for an amount mismatch (settled − posted), else the amount
+    settled, or posted when nothing settled."""
+    line = _money(item["line_cents"], item["line_currency"])
+    posted = _money(item["post_cents"], item["post_currency"])
+    if item["type"] == CaseType.AMOUNT_MISMATCH.value and line is not None and posted is not None:
+        return line - posted
+    return line or posted
+
+
+def _journal_case_key(gateway: str, batch: SettlementBatch) -> str:
+    return f"{CaseType.JOURNAL_REFUSED.value}:{gateway}:{batch.batch_id}:{batch.currency}"
+
+
+def _keys_about_lines(open_keys: set[str], gateway: str, types: Sequence[CaseType]) -> pl.DataFrame:
+    """(key, txn, kind) of the open cases among ``types`` that are about one transaction and direction."""
+    rows = []
+    for case_type in types:
+        prefix = f"{case_type.value}:{gateway}:"
+        for key in open_keys:
+            if key.startswith(prefix):
+                txn, _, kind = key[len(prefix):].rpartition(":")
+                rows.append((key, txn, kind))
+    return pl.DataFrame(rows, schema={"key": pl.Utf8, "txn": pl.Utf8, "kind": pl.Utf8}, orient="row")
+
+
 def _summary(item: dict[str, Any]) -> str:
     line = _money(item["line_cents"], item["line_currency"])
     posted = _money(item["post_cents"], item["post_currency"])
@@ -151,7 +182,8 @@ def _summary(item: dict[str, Any]) -> str:
     return {
         CaseType.MISSING_IN_ERP.value: f"Settled but not posted: {what} {line}",
         CaseType.MISSING_IN_SETTLEMENT.value: f"Posted but not settled: {what} {posted} ({item['ref']})",
-        CaseType.AMOUNT_MISMATCH.value: f"Amounts differ: {what} settled {line}, posted {posted}",
+        CaseType.AMOUNT_MISMATCH.value: f"Amounts differ: {what} settled {line}, posted {posted}, "
+                                        f"difference {_case_amount(item)}",
         CaseType.CURRENCY_MISMATCH.value: f"Currencies differ: {what} settled {line}, posted {posted}",
         CaseType.DUPLICATE.value: (f"Settled twice: {what} {line} in batch {item['batch']}" if item["line"] is not None
                                    else f"Posted twice: {what} {posted} ({item['ref']})"),
@@ -204,23 +236,26 @@ class SettlementReconciliation:
         already = await self.ledger.settled_before(gateway, day, since - timedelta(days=1))
         lines = lines_frame(settlement)
         postings = postings_frame(posted)
+        settled_earlier = pl.DataFrame(list(already), schema={"txn": pl.Utf8, "kind": pl.Utf8}, orient="row")
         if already:
-            done = pl.DataFrame(list(already), schema={"txn": pl.Utf8, "kind": pl.Utf8}, orient="row")
-            postings = postings.join(done, on=["txn", "kind"], how="anti")
+            settled_earlier = postings.join(settled_earlier, on=["txn", "kind"], how="semi").select("txn", "kind")
+            postings = postings.join(settled_earlier, on=["txn", "kind"], how="anti")
         tolerances = self._tolerance_cents(lines)
         result = await asyncio.to_thread(
             match, lines, postings, day=day,
             settings=MatchSettings(tolerance_cents=tolerances, lag_days=self.settings.lag_days),
         )
 
-        journals = await self._post_journals(settlement, ctx)
-        case_counts = await self._record_cases(result, postings, ctx)
+        entries = self._journals(settlement)  # all of them balanced, or nothing is posted
+        journals, refused = await self._post_journals(entries, ctx)
+        case_counts = await self._record_cases(result, lines, postings, settled_earlier, entries, refused, ctx)
         await self.ledger.record_settled(
             gateway, day, lines.select("txn", "kind", "batch").unique(subset=["txn", "kind"]).iter_rows())
-        report = self._report(run_id, day, settlement, posted, postings, result, journals, case_counts, started)
+        report = self._report(run_id, day, settlement, posted, postings, result, journals, refused, case_counts,
+                              started)
         await self.ledger.save_report(run_id, gateway, day, "succeeded", report["counts"], report, None, started)
         ctx.count("reconciliation.runs")
-        ctx.outcome("reconciled")
+        ctx.outcome("reconciled, journals refused" if refused else "reconciled")
         return report
 
     def _tolerance_cents(self, lines: pl.DataFrame) -> int:
@@ -230,40 +265,64 @@ class SettlementReconciliation:
         exponent = max(currency_exponent(c) for c in currencies if c)
         return int(self.settings.tolerance.scaleb(exponent))
 
-    async def _post_journals(self, settlement: Settlement, ctx: FlowContext) -> list[dict[str, Any]]:
-        posted: list[dict[str, Any]] = []
+    def _journals(self, settlement: Settlement) -> list[tuple[SettlementBatch, JournalEntry]]:
+        """Every batch's journal, built before any is posted: one that does not balance stops the run here."""
+        entries = []
         for batch in settlement.batches:
             key = f"{self.back_office.name}:journal:settlement:{batch.gateway}:{batch.batch_id}:{batch.currency}"
             entry = settlement_journal(batch, self.accounts, key)
-            if entry is None:
-                continue
+            if entry is not None:
+                entries.append((batch, entry))
+        return entries
+
+    async def _post_journals(self, entries: list[tuple[SettlementBatch, JournalEntry]],
+                             ctx: FlowContext) -> tuple[list[dict[str, Any]], list[tuple[SettlementBatch, str]]]:
+        """(journals posted, batches whose journal the back office refused with the reason)."""
+        posted: list[dict[str, Any]] = []
+        refused: list[tuple[SettlementBatch, str]] = []
+        for batch, entry in entries:
 
             async def create(entry: JournalEntry = entry) -> str:
                 return (await self.back_office.post_journal(entry)).key
 
-            async def find(key: str = key) -> str | None:
+            async def find(key: str = entry.key) -> str | None:
                 ref = await self.back_office.find_document(DocumentKind.JOURNAL, key)
                 return ref.key if ref else None
 
-            ref = await ctx.once(key, create, find, tag="journals.posted")
             debits, credits = entry.totals()[batch.currency]
-            posted.append({"batch_id": batch.batch_id, "currency": batch.currency, "ref": ref,
-                           "debits": debits.format(), "credits": credits.format(),
-                           "deposit": batch.deposit.format()})
-        return posted
+            row = {"batch_id": batch.batch_id, "currency": batch.currency, "debits": debits.format(),
+                   "credits": credits.format(), "deposit": batch.deposit.format()}
+            try:
+                ref = await ctx.once(entry.key, create, find, tag="journals.posted")
+            except Rejected as exc:  # this batch only; the others still post
+                log.warning("settlement journal for batch %s (%s) refused by %s: %s", batch.batch_id,
+                            batch.currency, self.back_office.name, exc)
+                ctx.count("journals.refused")
+                refused.append((batch, str(exc)))
+                continue
+            posted.append({**row, "ref": ref})
+        return posted, refused
 
-    async def _record_cases(self, result: MatchResult, postings: pl.DataFrame, ctx: FlowContext) -> dict[str, int]:
+    async def _record_cases(self, result: MatchResult, lines: pl.DataFrame, postings: pl.DataFrame,
+                            settled_earlier: pl.DataFrame, entries: list[tuple[SettlementBatch, JournalEntry]],
+                            refused: list[tuple[SettlementBatch, str]], ctx: FlowContext) -> dict[str, int]:
         gateway = self.gateway.name
         now = datetime.now(UTC)
-        items = result.discrepancies.to_dicts()
         found = []
-        for item in items:
-            amount = _money(item["line_cents"], item["line_currency"]) or _money(item["post_cents"],
-                                                                                   item["post_currency"])
+        for item in result.discrepancies.to_dicts():
             found.append(Case(
-                key=_case_key(gateway, item), type=CaseType(item["type"]), summary=_summary(item), amount=amount,
-                reference=item["txn"] or item["order_ref"] or item["ref"], opened_at=now, updated_at=now,
-                evidence={k: v for k, v in item.items() if v is not None},
+                key=_case_key(gateway, item), type=CaseType(item["type"]), summary=_summary(item),
+                amount=_case_amount(item), reference=item["txn"] or item["order_ref"] or item["ref"], opened_at=now,
+                updated_at=now, evidence={k: v for k, v in item.items() if v is not None},
+            ))
+        for batch, reason in refused:
+            found.append(Case(
+                key=_journal_case_key(gateway, batch), type=CaseType.JOURNAL_REFUSED,
+                summary=f"Journal not posted: batch {batch.batch_id} {batch.currency}, deposit {batch.deposit}, "
+                        f"refused by {self.back_office.name}: {reason}",
+                amount=batch.deposit, reference=batch.batch_id, opened_at=now, updated_at=now,
+                evidence={"batch": batch.batch_id, "currency": batch.currency, "day": batch.batch_date.isoformat(),
+                          "deposit": batch.deposit.format(), "reason": reason},
             ))
         opened = await self.cases.record(found)
         for case in opened:
@@ -275,20 +334,51 @@ class SettlementReconciliation:
 
             ref = await ctx.once(task.key, open_task)
             await self.cases.attach(case.key, ref)
-
-        # a posting that has now settled clears the case opened when it had not
-        open_keys = await self.cases.open_keys([CaseType.MISSING_IN_SETTLEMENT, CaseType.MISSING_IN_ERP])
-        cleared: list[str] = []
-        if open_keys:
-            matched_posts = postings.join(result.matched_posts, on="post", how="semi").get_column("ref").to_list()
-            prefix = f"{CaseType.MISSING_IN_SETTLEMENT.value}:"
-            cleared = [key for key in (f"{prefix}{ref}" for ref in matched_posts) if key in open_keys]
-        resolved = await self.cases.resolve(cleared, note="settled later") if cleared else 0
+        resolved = await self._resolve_cleared(result, lines, postings, settled_earlier, entries, refused,
+                                               {case.key for case in found})
         return {"opened": len(opened), "recorded": len(found), "resolved": resolved}
+
+    async def _resolve_cleared(self, result: MatchResult, lines: pl.DataFrame, postings: pl.DataFrame,
+                               settled_earlier: pl.DataFrame, entries: list[tuple[SettlementBatch, JournalEntry]],
+                               refused: list[tuple[SettlementBatch, str]], found: set[str]) -> int:
+        """Resolve the open cases this run shows are settled: a posting that has now settled, a transaction
+        now matched (posted late, or corrected before a re-run), one posted after the day it settled, and a
+        refused journal that has now been posted."""
+        gateway = self.gateway.name
+        open_keys = await self.cases.open_keys([CaseType.MISSING_IN_SETTLEMENT, *_ABOUT_A_LINE,
+                                                CaseType.JOURNAL_REFUSED])
+        if not open_keys - found:
+            return 0
+        cleared: list[tuple[str, str]] = []  # (key, note)
+        prefix = f"{CaseType.MISSING_IN_SETTLEMENT.value}:"
+        if any(key.startswith(prefix) for key in open_keys):
+            refs = postings.join(result.matched_posts, on="post", how="semi").get_column("ref").to_list()
+            cleared += [(f"{prefix}{ref}", "settled later") for ref in refs if f"{prefix}{ref}" in open_keys]
+        about_lines = _keys_about_lines(open_keys, gateway, _ABOUT_A_LINE)
+        if about_lines.height:
+            matched = lines.join(result.matched_lines, on="line", how="semi").select("txn", "kind")
+            keys = about_lines.join(matched, on=["txn", "kind"], how="semi").get_column("key").to_list()
+            cleared += [(key, "matched") for key in keys]
+            missing = about_lines.filter(pl.col("key").str.starts_with(f"{CaseType.MISSING_IN_ERP.value}:"))
+            keys = missing.join(settled_earlier, on=["txn", "kind"], how="semi").get_column("key").to_list()
+            cleared += [(key, "posted after its settlement") for key in keys]
+        refused_batches = {batch.batch_id for batch, _ in refused}
+        cleared += [(key, "journal posted") for key in (_journal_case_key(gateway, batch) for batch, _ in entries
+                                                        if batch.batch_id not in refused_batches)
+                    if key in open_keys]
+        resolved = 0
+        by_note: dict[str, list[str]] = {}
+        for key, note in cleared:
+            if key not in found:
+                by_note.setdefault(note, []).append(key)
+        for note, keys in by_note.items():
+            resolved += await self.cases.resolve(keys, note=note)
+        return resolved
 
     def _report(self, run_id: str, day: date, settlement: Settlement, posted: Sequence[PostedPayment],
                 postings: pl.DataFrame, result: MatchResult, journals: list[dict[str, Any]],
-                case_counts: dict[str, int], started: float) -> dict[str, Any]:
+                refused: list[tuple[SettlementBatch, str]], case_counts: dict[str, int],
+                started: float) -> dict[str, Any]:
         totals: dict[str, dict[str, Money]] = {}
 
         def bucket(currency: str) -> dict[str, Money]:
@@ -312,8 +402,10 @@ class SettlementReconciliation:
 
         by_type: dict[str, dict[str, Any]] = {}
         if result.discrepancies.height:
-            grouped = (result.discrepancies
-                       .with_columns(pl.coalesce("line_cents", "post_cents").alias("cents"))
+            amount = (pl.when(pl.col("type") == CaseType.AMOUNT_MISMATCH.value)
+                      .then(pl.col("line_cents") - pl.col("post_cents"))
+                      .otherwise(pl.coalesce("line_cents", "post_cents")))
+            grouped = (result.discrepancies.with_columns(amount.alias("cents"))
                        .group_by("type", "currency").agg(pl.len().alias("count"), pl.col("cents").sum()))
             for row in grouped.iter_rows(named=True):
                 entry = by_type.setdefault(row["type"], {"count": 0, "amount": {}})
@@ -324,8 +416,9 @@ class SettlementReconciliation:
 
         hourly = self._hourly(day, postings, result)
         counts = {"lines": sum(len(b.lines) for b in settlement.batches), "postings": postings.height,
-                  "batches": len(settlement.batches), **result.counts(), **{f"cases_{k}": v
-                                                                           for k, v in case_counts.items()}}
+                  "batches": len(settlement.batches), "journals_posted": len(journals),
+                  "journals_refused": len(refused), **result.counts(),
+                  **{f"cases_{k}": v for k, v in case_counts.items()}}
         return {
             "run_id": run_id, "gateway": self.gateway.name, "merchant_id": self.merchant_id or settlement.merchant_id,
             "day": day.isoformat(), "status": "succeeded", "started_at": started, "finished_at": time.time(),
@@ -336,6 +429,8 @@ class SettlementReconciliation:
                          "chargebacks": b.chargebacks.format(), "chargeback_fees": b.chargeback_fees.format(),
                          "deposit": b.deposit.format()} for b in settlement.batches],
             "journals": journals,
+            "journals_refused": [{"batch_id": b.batch_id, "currency": b.currency, "deposit": b.deposit.format(),
+                                  "reason": reason} for b, reason in refused],
             "discrepancies": {"by_type": by_type,
                               "items": result.discrepancies.head(ITEMS_IN_REPORT).to_dicts(),
                               "total": result.discrepancies.height},
@@ -344,12 +439,14 @@ class SettlementReconciliation:
 
     @staticmethod
     def _hourly(day: date, postings: pl.DataFrame, result: MatchResult) -> list[dict[str, Any]]:
-        """Per currency and hour of posting: what was posted that day, and how much of it has settled."""
+        """Per currency and hour of posting: what was posted that day, and how much of it has settled; net of
+        refunds (money in is positive, money paid back negative), like the deposit."""
         todays = postings.filter((pl.col("posted_on") == day) & pl.col("hour").is_not_null())
         if not todays.height:
             return []
         settled_posts = result.matched_posts.select("post").with_columns(pl.lit(True).alias("settled"))
-        frame = (todays.join(settled_posts, on="post", how="left")
+        signed = pl.when(pl.col("kind") == "refund").then(-pl.col("cents")).otherwise(pl.col("cents"))
+        frame = (todays.with_columns(signed.alias("cents")).join(settled_posts, on="post", how="left")
                  .with_columns(pl.when(pl.col("settled")).then(pl.col("cents")).otherwise(0).alias("settled_cents"))
                  .group_by("currency", "hour")
                  .agg(pl.col("cents").sum().alias("posted"), pl.col("settled_cents").sum().alias("settled"))

@@ -18,8 +18,12 @@ class CaseType(StrEnum):
     AMOUNT_MISMATCH = "amount_mismatch"
     DUPLICATE = "duplicate"
     CURRENCY_MISMATCH = "currency_mismatch"
+    JOURNAL_REFUSED = "journal_refused"  # a settlement batch's journal the back office would not post
     DISPUTE = "dispute"
     REFUND_REFUSED = "refund_refused"
+    SUBSCRIPTION = "subscription"  # a subscription a person must fix (no usable payment method, no address)
+    DUNNING = "dunning"  # a renewal that failed and is being collected
+    TOKEN_UNLINKED = "token_unlinked"  # a gateway token event for a customer the back office cannot match
 
 
 class CaseStatus(StrEnum):

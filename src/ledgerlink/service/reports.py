@@ -27,7 +27,8 @@ def report_csv(report: dict[str, Any]) -> str:
 
 
 def _bars(series: list[tuple[str, list[tuple[str, Decimal]]]], labels: list[str], *, title: str) -> str:
-    """A grouped bar chart: for each label, one bar per series."""
+    """A grouped bar chart: for each label, one bar per series. A negative value (an hour that paid back more
+    than it took) has no bar; its tooltip still shows it."""
     width, height, left, bottom = 760, 220, 60, 30
     values = [v for _, points in series for _, v in points]
     top = max([*values, Decimal(1)])
@@ -42,7 +43,7 @@ def _bars(series: list[tuple[str, list[tuple[str, Decimal]]]], labels: list[str]
         lookup = dict(points)
         for l_index, label in enumerate(labels):
             value = lookup.get(label, Decimal(0))
-            h = float(value / top) * (height - 20)
+            h = float(max(value, Decimal(0)) / top) * (height - 20)
             x = left + l_index * group + s_index * bar
             parts.append(f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{bar - 1:.1f}" height="{h:.1f}" '
                          f'fill="{colors[s_index % len(colors)]}"><title>{escape(label)}: {value:,}</title></rect>')
@@ -94,6 +95,7 @@ def report_html(report: dict[str, Any]) -> str:
               for cur, values in sorted(report.get("totals", {}).items())]
     journals = [[j["batch_id"], j["currency"], j["debits"], j["credits"], j["deposit"], j["ref"]]
                 for j in report.get("journals", [])]
+    refused = [[j["batch_id"], j["currency"], j["deposit"], j["reason"]] for j in report.get("journals_refused", [])]
     items = report.get("discrepancies", {}).get("items", [])[:500]
     discrepancies = [[i.get("type"), i.get("txn") or "", i.get("order_ref") or "", i.get("kind"), i.get("currency"),
                       i.get("line_cents") if i.get("line_cents") is not None else "",
@@ -111,6 +113,8 @@ td:first-child,th:first-child{{text-align:left}}</style></head><body>
 <h2>Totals</h2>{_table(["currency", "settled gross", "settled refunds", "fees", "chargebacks", "chargeback fees",
                          "deposit", "posted receipts", "posted refunds"], totals)}
 <h2>Journals posted</h2>{_table(["batch", "currency", "debits", "credits", "deposit", "back-office ref"], journals)}
+{("<h2>Journals refused (a case each)</h2>" + _table(["batch", "currency", "deposit", "reason"], refused))
+ if refused else ""}
 <h2>Charts</h2>{"".join(charts) or "<p>Nothing to chart.</p>"}
 <h2>Discrepancies ({report.get("discrepancies", {}).get("total", 0)})</h2>
 {_table(["type", "transaction", "order", "kind", "currency", "settled (minor units)", "posted (minor units)",
