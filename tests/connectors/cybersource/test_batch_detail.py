@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import pytest
@@ -124,14 +123,11 @@ def test_several_bad_lines_are_reported_together_up_to_a_limit() -> None:
     assert issues[-1][0].endswith("line 22, column amount")
 
 
-def test_a_hundred_thousand_lines_read_in_a_second_or_so() -> None:
-    """A scale check, not a benchmark (a million lines: docs/connectors/cybersource.md); the bound is loose."""
+def test_a_hundred_thousand_line_report_is_read_whole() -> None:
+    """A scale check of correctness only; its speed is measured by ``benchmarks/reconcile.py``."""
     rows = [f"2403010000{i % 4:02d},testrest,2024-03-01,{7 * 10**21 + i},ORD-{i},R{i},Visa,USD,"
             f"{'-' if i % 10 == 0 else ''}{i % 997 + 1}.{i % 100:02d},{'ics_credit' if i % 10 == 0 else 'ics_bill'}"
             for i in range(100_000)]
     data = report(*rows)
-    started = time.perf_counter()
     detail = read_payment_batch_detail(data)
-    elapsed = time.perf_counter() - started
     assert len(detail.lines) == 100_000 and len(detail.batches) == 4
-    assert elapsed < 10, f"100,000 lines took {elapsed:.1f}s"

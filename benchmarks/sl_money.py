@@ -1,6 +1,6 @@
 """Benchmark (not a test): money-movement documents per ``$batch`` and reading posted payments for reconciliation.
 
-Run: ``.venv/bin/python tests/connectors/dynamics_sl/bench_sl_money.py [receipts]``. In-process over the ASGI
+Run: ``.venv/bin/python benchmarks/sl_money.py [receipts]``. In-process over the ASGI
 transport, in-memory database, best and median of five rounds:
 
 * one ``$batch`` of 250 creates of each new kind, minimal answers: credit memos applied to an invoice, debit

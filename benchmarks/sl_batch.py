@@ -1,6 +1,6 @@
 """Benchmark (not a test): how long one ``$batch`` of 250 creates takes in the SL sandbox.
 
-Run: ``.venv/bin/python tests/connectors/dynamics_sl/bench_sl_batch.py``. Prints the best and median of
+Run: ``.venv/bin/python benchmarks/sl_batch.py``. Prints the best and median of
 five batches per document kind, in-process over the ASGI transport, for an in-memory database and a
 WAL file database (synchronous=FULL, one fsync per batch), with full and minimal answers.
 """
