@@ -20,6 +20,7 @@ from enum import StrEnum
 
 import orjson
 from sqlalchemy import Connection
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ledgerlink.runtime.counters import increment_counters
 from ledgerlink.runtime.db import Database
@@ -124,6 +125,15 @@ class Intake:
         return store_items(self._db, conn, items, buckets=self._buckets, now=self._clock())
 
 
+# Built once per dialect (see ``counters``): statement construction is a large share of a small commit.
+_STORE = {
+    is_sqlite: insert(inbox)
+    .on_conflict_do_nothing(index_elements=["source", "event_id"])
+    .returning(inbox.c.source, inbox.c.event_id)
+    for is_sqlite, insert in ((True, sqlite.insert), (False, postgresql.insert))
+}
+
+
 def store_items(
     db: Database, conn: Connection, items: Sequence[InboxItem], *, buckets: int, now: float
 ) -> list[IntakeResult]:
@@ -166,12 +176,7 @@ def store_items(
             "headers": orjson.dumps(item.headers).decode() if item.headers else None,
             "body": item.body,
         })
-    statement = (
-        db.insert(inbox)
-        .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(inbox.c.source, inbox.c.event_id)
-    )
-    inserted = {(r.source, r.event_id) for r in conn.execute(statement, rows)} if rows else set()
+    inserted = {(r.source, r.event_id) for r in conn.execute(_STORE[db.is_sqlite], rows)} if rows else set()
     if len(inserted) < len(rows):
         # A re-delivery filed under another partition key than its original (its payload changed shape):
         # it was taken for a partition's head, so events queued behind it must not wait for it.
