@@ -134,11 +134,13 @@ class BucketLeases:
     async def release_all(self) -> None:
         """Hand every bucket back at shutdown so another process can take over without waiting."""
         def release(conn: Connection) -> None:
+            # The worker row first, then the leases: the order every heartbeat takes its locks in (it may
+            # delete this row as stale), so two processes on PostgreSQL can never deadlock on them.
+            conn.execute(delete(workers).where(workers.c.worker_id == self.worker_id))
             conn.execute(
                 update(leases).where(leases.c.owner == self.worker_id)
                 .values(owner=None, expires_at=0.0, epoch=leases.c.epoch + 1)
             )
-            conn.execute(delete(workers).where(workers.c.worker_id == self.worker_id))
 
         await self._db.write(release)
         self.owned.clear()
