@@ -31,10 +31,11 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from ledgerlink.connectors.kit.errors import ConnectorError, RetryableError
-from ledgerlink.flows.context import Ignored, InboundMessage, MessageHandler
-from ledgerlink.model.cardnumbers import redact_card_numbers
+from ledgerlink.connectors.kit.errors import ConnectorError, Deferred, RetryableError
+from ledgerlink.flows.context import Ignored, InboundMessage, MessageHandler, OutboundEvent
+from ledgerlink.model.cardnumbers import redact_card_numbers, redact_document
 from ledgerlink.model.errors import InvalidInput
 from ledgerlink.runtime.context import EventContext
 from ledgerlink.runtime.counters import increment_counters
@@ -42,9 +43,18 @@ from ledgerlink.runtime.db import Database
 from ledgerlink.runtime.intake import InboxItem, store_items
 from ledgerlink.runtime.leases import BucketLeases
 from ledgerlink.runtime.ordering import heal, lock_partitions, promote_next
+from ledgerlink.runtime.redaction import holds_card_number, stored_body, stored_json, stored_text
 from ledgerlink.runtime.schema import DEAD, DONE, IGNORED, PENDING, RUNNING, inbox, partition_state
 from ledgerlink.runtime.settings import RuntimeSettings
-from ledgerlink.telemetry import DEAD_LETTERS, EVENT_LATENCY, EVENTS, IN_FLIGHT, LEASED_BUCKETS, RETRIES
+from ledgerlink.telemetry import (
+    DEAD_LETTERS,
+    EVENT_LATENCY,
+    EVENTS,
+    EVENTS_DEFERRED,
+    IN_FLIGHT,
+    LEASED_BUCKETS,
+    RETRIES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +91,64 @@ class Completion:
     state_text: str | None  # None: leave the partition state as it is
     tags: dict[str, int]
     emitted: list[InboxItem] = field(default_factory=list)  # stored only if the event is done
+    uncounted: bool = False  # deferred (a breaker, a rate limit): the attempt it started does not count
+
+
+# The worker's statements, built once: building a statement (and its cache key) each time cost more CPU
+# than executing it on SQLite. Values vary only through bound parameters.
+_CLAIM = (
+    select(
+        inbox.c.seq, inbox.c.source, inbox.c.event_id, inbox.c.event_type, inbox.c.partition_key,
+        inbox.c.bucket, inbox.c.attempts, inbox.c.replays, inbox.c.headers, inbox.c.body,
+        inbox.c.received_at, inbox.c.history, partition_state.c.state,
+    )
+    .select_from(inbox.outerjoin(partition_state, partition_state.c.partition_key == inbox.c.partition_key))
+    .where(inbox.c.status == PENDING, inbox.c.available_at <= bindparam("now"))
+    .order_by(inbox.c.seq)
+    .limit(bindparam("limit"))
+)
+_CLAIM_BUCKETS = _CLAIM.where(inbox.c.bucket.in_(bindparam("buckets", expanding=True)))
+# (owns every bucket, SQLite) -> claim query; PostgreSQL skips rows another worker has locked.
+_CLAIMS = {
+    (owns_all, is_sqlite): query if is_sqlite else query.with_for_update(of=inbox, skip_locked=True)
+    for owns_all, query in ((True, _CLAIM), (False, _CLAIM_BUCKETS))
+    for is_sqlite in (True, False)
+}
+_MARK_RUNNING = (
+    update(inbox).where(inbox.c.seq.in_(bindparam("seqs", expanding=True)))
+    .values(status=RUNNING, attempts=inbox.c.attempts + 1, lease_owner=bindparam("owner"))
+)
+_HELD = select(inbox.c.seq).where(
+    inbox.c.seq.in_(bindparam("seqs", expanding=True)), inbox.c.status == RUNNING,
+    inbox.c.lease_owner == bindparam("owner"),
+)
+_FINISH = update(inbox).where(inbox.c.seq == bindparam("b_seq")).values(
+    status=bindparam("b_status"), outcome=bindparam("b_outcome"),
+    finished_at=bindparam("b_finished"), available_at=bindparam("b_available"),
+    last_error=bindparam("b_error"), history=bindparam("b_history"), lease_owner=None,
+    attempts=inbox.c.attempts - bindparam("b_uncount"),
+)
+
+
+def _state_upsert(insert: Any) -> Any:
+    upsert = insert(partition_state)
+    return upsert.on_conflict_do_update(
+        index_elements=["partition_key"],
+        set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
+    )
+
+
+_SAVE_STATE = {True: _state_upsert(sqlite.insert), False: _state_upsert(postgresql.insert)}
+
+
+def _stored_outbound(event: OutboundEvent, what: str) -> InboxItem:
+    """An emitted event as it is stored: what polls read from other systems (an SL user's note, a
+    chargeback) has its card numbers redacted."""
+    return InboxItem(
+        source=event.source, event_id=stored_text(event.event_id, what=what) or "", event_type=event.event_type,
+        partition_key=stored_text(event.partition_key, what=what) or "", body=stored_body(event.body, what=what),
+        headers={k: stored_text(v, what=what) or "" for k, v in event.headers.items()},
+    )
 
 
 def error_evidence(exc: BaseException) -> dict[str, Any]:
@@ -88,7 +156,9 @@ def error_evidence(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, ConnectorError):
         return exc.evidence()
     if isinstance(exc, InvalidInput):
-        return {"error": "InvalidInput", "message": str(exc), "issues": exc.as_dict()["issues"], "retryable": False}
+        evidence = {"error": type(exc).__name__, "message": str(exc), "issues": exc.as_dict()["issues"],
+                    "retryable": False}
+        return redact_document(evidence)  # type: ignore[return-value]
     if isinstance(exc, TimeoutError):
         return {"error": "Timeout", "message": "the event's flow did not finish in time", "retryable": True}
     tail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=8))
@@ -109,11 +179,13 @@ class Worker:
         *,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        flow_clock: Callable[[], float] | None = None,
     ) -> None:
         self._db = db
         self._handlers = dict(handlers)
         self._settings = settings
         self._clock = clock
+        self._flow_clock = flow_clock or clock  # what flows see as ``ctx.now()`` (business time; tests move it)
         self._rng = rng or random.Random()
         self._backoff = settings.backoff.policy()
         self.worker_id = settings.worker_id
@@ -226,30 +298,14 @@ class Worker:
             self._claim_wake.clear()
 
     def _claim(self, conn: Connection, limit: int) -> list[Claimed]:
-        now = self._clock()
-        query = (
-            select(
-                inbox.c.seq, inbox.c.source, inbox.c.event_id, inbox.c.event_type, inbox.c.partition_key,
-                inbox.c.bucket, inbox.c.attempts, inbox.c.replays, inbox.c.headers, inbox.c.body,
-                inbox.c.received_at, inbox.c.history, partition_state.c.state,
-            )
-            .select_from(inbox.outerjoin(partition_state, partition_state.c.partition_key == inbox.c.partition_key))
-            .where(inbox.c.status == PENDING, inbox.c.available_at <= now)
-            .order_by(inbox.c.seq)
-            .limit(limit)
-        )
-        if not self.leases.owns_all:
-            query = query.where(inbox.c.bucket.in_(sorted(self.leases.owned)))
-        if not self._db.is_sqlite:
-            query = query.with_for_update(of=inbox, skip_locked=True)
-        rows = conn.execute(query).all()
+        owns_all = self.leases.owns_all
+        params: dict[str, Any] = {"now": self._clock(), "limit": limit}
+        if not owns_all:
+            params["buckets"] = sorted(self.leases.owned)
+        rows = conn.execute(_CLAIMS[owns_all, self._db.is_sqlite], params).all()
         if not rows:
             return []
-        seqs = [row.seq for row in rows]
-        conn.execute(
-            update(inbox).where(inbox.c.seq.in_(seqs))
-            .values(status=RUNNING, attempts=inbox.c.attempts + 1, lease_owner=self.worker_id)
-        )
+        conn.execute(_MARK_RUNNING, {"seqs": [row.seq for row in rows], "owner": self.worker_id})
         return [
             Claimed(
                 seq=row.seq, source=row.source, event_id=row.event_id, event_type=row.event_type,
@@ -275,7 +331,7 @@ class Worker:
     async def _run(self, event: Claimed) -> None:
         ctx = EventContext(
             state=event.state, attempt=event.attempts,
-            recovering=event.attempts > 1 or event.replays > 0, clock=self._clock,
+            recovering=event.attempts > 1 or event.replays > 0 or bool(event.history), clock=self._flow_clock,
         )
         message = InboundMessage(
             source=event.source, event_id=event.event_id, event_type=event.event_type,
@@ -292,6 +348,8 @@ class Worker:
             log.info("event %s %s ignored: %s", event.source, event.event_id, exc)
         except asyncio.CancelledError:
             raise
+        except Deferred as exc:  # held back unsent (breaker open, rate limit): wait, no attempt counted
+            completion = self._deferred(event, ctx, exc)
         except (RetryableError, TimeoutError) as exc:
             completion = self._failed(event, ctx, exc, retryable=True)
         except Exception as exc:
@@ -303,15 +361,15 @@ class Worker:
 
     def _state_text(self, event: Claimed, ctx: EventContext) -> str | None:
         text = orjson.dumps(ctx.state, option=orjson.OPT_SORT_KEYS).decode()
+        if holds_card_number(text):  # the journal keeps what back offices answered: never a card number
+            text = stored_json(ctx.state, what=f"the state of partition {event.partition_key}",
+                               option=orjson.OPT_SORT_KEYS)
         return None if text == event.state_text else text
 
     def _finished(self, event: Claimed, ctx: EventContext, status: str, outcome: str) -> Completion:
         now = self._clock()
-        emitted = [
-            InboxItem(source=e.source, event_id=e.event_id, event_type=e.event_type,
-                      partition_key=e.partition_key, body=e.body, headers=dict(e.headers))
-            for e in ctx.emitted
-        ]
+        emitted = [_stored_outbound(e, f"an event emitted by {event.source} {event.event_id}")
+                   for e in ctx.emitted]
         return Completion(
             claimed=event, status=status, outcome=outcome, finished_at=now, available_at=now,
             error=None, history=None, state_text=self._state_text(event, ctx), tags=ctx.tags, emitted=emitted,
@@ -355,6 +413,29 @@ class Worker:
             error=evidence, history=history, state_text=self._state_text(event, ctx), tags=tags,
         )
 
+    def _deferred(self, event: Claimed, ctx: EventContext, exc: Deferred) -> Completion:
+        """Back to pending until the endpoint may take it, without counting the attempt: the call that stopped it
+        was never sent. Consecutive deferrals share one history entry (it also marks the next run as one that
+        may follow partial work, so its steps look their keys up first)."""
+        now = self._clock()
+        wait = max(exc.retry_after or 0.0, 0.01)
+        wait += self._rng.uniform(0, min(1.0, 0.2 * wait))  # waiters come back spread out, not in one herd
+        reason = type(exc).reason
+        EVENTS_DEFERRED.labels(event.source, reason).inc()
+        log.debug("event %s %s deferred %.2fs: %s", event.source, event.event_id, wait, exc)
+        history = list(event.history)
+        last = history[-1] if history else None
+        if last is not None and last.get("deferred") == reason:
+            history[-1] = {**last, "times": last.get("times", 1) + 1, "until": round(now + wait, 3)}
+        else:
+            history = [*history, {"deferred": reason, "at": now, "until": round(now + wait, 3), "times": 1,
+                                  "message": str(exc)}][-_HISTORY_LIMIT:]
+        return Completion(
+            claimed=event, status=PENDING, outcome="deferred", finished_at=now, available_at=now + wait,
+            error=error_evidence(exc), history=history, state_text=self._state_text(event, ctx),
+            tags=dict(ctx.tags), uncounted=True,
+        )
+
     # -- committing -----------------------------------------------------------------------------
 
     async def _flush_loop(self) -> None:
@@ -395,28 +476,17 @@ class Worker:
         finishing = [c.claimed.partition_key for c in batch if c.status in (DONE, IGNORED, DEAD)]
         lock_partitions(conn, finishing, is_sqlite=self._db.is_sqlite)
         seqs = [c.claimed.seq for c in batch]
-        held = {
-            row.seq
-            for row in conn.execute(
-                select(inbox.c.seq).where(
-                    inbox.c.seq.in_(seqs), inbox.c.status == RUNNING, inbox.c.lease_owner == self.worker_id
-                )
-            )
-        }
+        held = {row.seq for row in conn.execute(_HELD, {"seqs": seqs, "owner": self.worker_id})}
         kept = [c for c in batch if c.claimed.seq in held]
         if not kept:
             return held
         conn.execute(
-            update(inbox).where(inbox.c.seq == bindparam("b_seq")).values(
-                status=bindparam("b_status"), outcome=bindparam("b_outcome"),
-                finished_at=bindparam("b_finished"), available_at=bindparam("b_available"),
-                last_error=bindparam("b_error"), history=bindparam("b_history"), lease_owner=None,
-            ),
+            _FINISH,
             [
                 {
                     "b_seq": c.claimed.seq, "b_status": c.status, "b_outcome": c.outcome,
                     "b_finished": c.finished_at if c.status != PENDING else None,
-                    "b_available": c.available_at,
+                    "b_available": c.available_at, "b_uncount": 1 if c.uncounted else 0,
                     "b_error": orjson.dumps(c.error).decode() if c.error else None,
                     "b_history": orjson.dumps(c.history).decode() if c.history else
                     (orjson.dumps(c.claimed.history).decode() if c.claimed.history else None),
@@ -429,12 +499,7 @@ class Worker:
             for c in kept if c.state_text is not None
         ]
         if states:
-            upsert = self._db.insert(partition_state)
-            upsert = upsert.on_conflict_do_update(
-                index_elements=["partition_key"],
-                set_={"state": upsert.excluded.state, "updated_at": upsert.excluded.updated_at},
-            )
-            conn.execute(upsert, states)
+            conn.execute(_SAVE_STATE[self._db.is_sqlite], states)
         promote_next(conn, [c.claimed.partition_key for c in kept if c.status in (DONE, IGNORED, DEAD)],
                      self._clock())
         outbox = [item for c in kept if c.status == DONE for item in c.emitted]

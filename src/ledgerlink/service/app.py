@@ -11,10 +11,12 @@ from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from ledgerlink.integrations import Integration
 from ledgerlink.runtime.engine import Engine
-from ledgerlink.service import admin
+from ledgerlink.service import access, admin, console, reviews
+from ledgerlink.service.card_guard import CardNumberGuard
 from ledgerlink.service.webhooks import WebhookEndpoint, WebhookFastPath, health
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,20 @@ def admin_token_digests(tokens: Iterable[str] = (), digests: Iterable[str] = ())
         if digest.strip():
             found.append(digest.strip().lower())
     return tuple(dict.fromkeys(found))
+
+
+class EngineApp(FastAPI):
+    """The FastAPI application with webhook deliveries answered in front of it.
+
+    A ``WebhookFastPath`` added with ``add_middleware`` would sit inside FastAPI's own stack (server-error,
+    telemetry and body-limit middleware run on every request first); here it runs before any of it.
+    """
+
+    fast_path: WebhookFastPath | None = None  # (not `webhooks`: FastAPI uses that name for its OpenAPI webhooks)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.fast_path is None or not await self.fast_path.serve(scope, receive, send):
+            await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -52,20 +68,25 @@ def create_app(
                 await engine.stop()
                 await integration.aclose()
 
-    app = FastAPI(title="ledgerlink", version="0.1.0", lifespan=lifespan,
-                  description=f"Integration engine for {integration.spec.name}")
+    app = EngineApp(title="ledgerlink", version="0.1.0", lifespan=lifespan,
+                    description=f"Integration engine for {integration.spec.name}")
     app.state.db = engine.db
     app.state.engine = engine
     app.state.integration = integration
     app.state.admin_token_digests = admin_token_digests(admin_tokens)
     if not app.state.admin_token_digests:
-        log.warning("no admin token configured: the admin API refuses every request")
+        log.info("no bootstrap admin token (LEDGERLINK_ADMIN_TOKEN): only named tokens "
+                 "(`ledgerlink tokens create`) open the admin API")
 
-    if engine.intake is not None:
+    app.add_middleware(CardNumberGuard)  # every route: a card number in path, query or body -> 422
+    if engine.intake is not None:  # in front of everything: webhooks do their own card-number check
         endpoint = WebhookEndpoint({integration.gateway.name: integration.gateway}, engine.intake)
-        app.add_middleware(WebhookFastPath, endpoint=endpoint)
+        app.fast_path = WebhookFastPath(app.router, endpoint)
     app.add_route("/webhooks/{source}/health", health, methods=["GET", "POST"], include_in_schema=False)
     app.include_router(admin.router)
+    app.include_router(reviews.router)
+    app.include_router(access.router)
+    app.include_router(console.router)
 
     @app.get("/healthz", tags=["health"])
     async def liveness() -> dict[str, str]:
@@ -79,8 +100,15 @@ def create_app(
             await engine.db.read(lambda conn: conn.execute(text("SELECT 1")).scalar_one())
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "reason": type(exc).__name__}, status_code=503)
-        return JSONResponse({"status": "ready", "database": engine.db.dialect,
-                             "workers": engine.worker is not None})
+        body = {"status": "ready", "database": engine.db.dialect, "workers": engine.worker is not None}
+        # Back-pressure is reported, never refused: the node keeps acknowledging webhooks durably.
+        pressure = engine.backpressure.pressure
+        if pressure is not None:
+            body["alerts"] = list(pressure.alerts)
+            body["backpressure"] = pressure.as_dict()
+        if engine.flow_control is not None:
+            body["flow_control"] = engine.flow_control.snapshot()
+        return JSONResponse(body)
 
     @app.get("/metrics", tags=["health"], include_in_schema=False)
     async def metrics() -> Response:
