@@ -1,4 +1,9 @@
-"""Shared fixtures: databases on SQLite and (when a server answers) PostgreSQL, each test in its own schema."""
+"""Shared fixtures: databases on SQLite and (when a server answers) PostgreSQL, each test in its own schema.
+
+The whole run has the card-number storage guard on (``LEDGERLINK_PAN_GUARD=1``, inherited by every process a
+test starts): a card number about to be written to the runtime database or a sandbox's store raises, and a
+test during which that happened fails, even if the code under test caught the error.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from ledgerlink.model import storage_guard
 from ledgerlink.runtime.db import Database
 from ledgerlink.telemetry import RedactingFilter
+
+os.environ[storage_guard.ENV] = "1"
 
 POSTGRES_URL = os.environ.get("LEDGERLINK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -84,3 +92,15 @@ def _redact_logs(caplog: pytest.LogCaptureFixture) -> None:
     """Captured logs pass the same card-number filter as production logs."""
     caplog.handler.addFilter(RedactingFilter())
     logging.getLogger("ledgerlink").setLevel(logging.INFO)
+
+
+@pytest.fixture(autouse=True)
+def _no_card_number_stored() -> Iterator[None]:
+    """Fails the test if any store's card-number guard tripped while it ran (a test that trips it on purpose
+    asserts the refusal and calls ``storage_guard.clear_trips()``)."""
+    storage_guard.clear_trips()
+    yield
+    tripped = storage_guard.trips()
+    storage_guard.clear_trips()
+    if tripped:
+        pytest.fail("a card number reached storage:\n" + "\n".join(tripped), pytrace=False)

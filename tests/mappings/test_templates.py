@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from ledgerlink.mappings import Template, TemplateError, load_mapping
 from ledgerlink.model import Money, OrderStatus, Party, Payment, PaymentKind, PaymentStatus
+from ledgerlink.model.cardnumbers import contains_card_number
 
 
 def payment(**overrides: object) -> Payment:
@@ -49,6 +50,7 @@ def test_bad_templates_fail_when_loaded(source: str, message: str) -> None:
 
 @given(st.text(alphabet=st.characters(blacklist_characters="{}"), max_size=60))
 def test_text_without_placeholders_renders_unchanged(text: str) -> None:
+    assume(not contains_card_number(text))  # a template holding a card number is refused (below)
     assert Template(text).render(payment()) == text
 
 
@@ -69,3 +71,29 @@ def test_status_harmonisation_defaults_and_overrides() -> None:
     assert rules.order_status(PaymentStatus.CAPTURED) is OrderStatus.PAID
     assert rules.order_status(PaymentStatus.PENDING_REVIEW) is OrderStatus.ON_HOLD
     assert rules.order_status(PaymentStatus.DECLINED) is None
+
+
+def test_a_rendering_that_holds_a_card_number_is_refused_naming_the_target_field_never_the_value() -> None:
+    from ledgerlink.model.cardnumbers import CardNumberRefused
+
+    spec = load_mapping({"fields": {"order": {"User3": "{merchant_defined.3}{merchant_defined.4}"}}})
+    card = payment(merchant_defined={"3": "4111 1111", "4": " 1111 1111"})  # neither half is a card number
+    with pytest.raises(CardNumberRefused) as info:
+        spec.render_fields(spec.fields.order, card, section="mapping.fields.order")
+    assert info.value.fields == ["mapping.fields.order.User3"]
+    assert "4111" not in str(info.value) and "1111" not in str(info.value)
+    with pytest.raises(CardNumberRefused, match=r"mapping\.order\.line_description"):
+        spec.render("Web order {order_reference}", payment(order_reference="5555-5555-5555-4444"),
+                    field="mapping.order.line_description")
+    assert spec.render_fields(spec.fields.order, payment(), section="mapping.fields.order") == {
+        "User3": "gift wrap"}
+
+
+def test_a_template_that_holds_a_card_number_fails_when_loaded_without_echoing_it() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        load_mapping({"order": {"line_description": "Paid with 4111 1111 1111 1111"}})
+    [error] = info.value.errors()  # what the integration loader reports: where, and the message
+    assert error["loc"] == ("order", "line_description")
+    assert "card number" in error["msg"] and "4111" not in error["msg"]

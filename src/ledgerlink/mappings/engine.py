@@ -5,6 +5,10 @@ A template is text with ``{path|filter:arg|filter}`` placeholders, e.g.
 Paths walk attributes and mapping keys of the record; a missing value renders
 empty (use ``default:`` to say otherwise). Templates are parsed once, when the
 integration file loads, so a typo is reported then, naming the field.
+
+What a template renders goes to a back office, so a rendering that holds a full
+card number is refused: ``render`` raises ``CardNumberRefused`` naming the
+target field (never the value), and nothing is sent.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ledgerlink.mappings.functions import ARITY, FILTERS, as_text
+from ledgerlink.model.cardnumbers import CardNumberRefused, contains_card_number
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
@@ -58,6 +63,8 @@ def _parse_placeholder(inner: str) -> tuple[tuple[str, ...], tuple[_Filter, ...]
 
 class Template:
     def __init__(self, source: str, *, roots: frozenset[str] | None = None) -> None:
+        if contains_card_number(source):
+            raise TemplateError("the template holds a full card number")  # the message must not echo it
         self.source = source
         placeholders = []
         for match in _PLACEHOLDER.finditer(source):
@@ -67,7 +74,8 @@ class Template:
             placeholders.append(_Placeholder(match.start(), match.end(), path, filters))
         self._placeholders = tuple(placeholders)
 
-    def render(self, record: Any) -> str:
+    def render(self, record: Any, *, field: str = "template") -> str:
+        """The text for ``record``; ``field`` (the back-office field it fills) is named if it is refused."""
         out = []
         cursor = 0
         for placeholder in self._placeholders:
@@ -78,7 +86,10 @@ class Template:
             out.append(as_text(value))
             cursor = placeholder.end
         out.append(self.source[cursor:])
-        return "".join(out)
+        text = "".join(out)
+        if contains_card_number(text):
+            raise CardNumberRefused([field], source="mapping output")
+        return text
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"

@@ -36,6 +36,8 @@ def compile_template(value: str) -> Template:
     try:
         return Template(value, roots=PAYMENT_FIELDS)
     except TemplateError as exc:
+        if "card number" in str(exc):
+            raise ValueError(f"bad template: {exc}") from None
         raise ValueError(f"bad template {value!r}: {exc}") from None
 
 
@@ -135,11 +137,16 @@ class MappingSpec(_Strict):
     accounts: AccountRules = Field(default_factory=AccountRules)
     fields: FieldRules = Field(default_factory=FieldRules)
 
-    def render(self, template: str, payment: Payment) -> str:
-        return compile_template(template).render(payment)
+    def render(self, template: str, payment: Payment, *, field: str = "mapping template") -> str:
+        """``template`` rendered for ``payment``; a card number in the result raises ``CardNumberRefused``
+        naming ``field`` (e.g. ``mapping.order.line_description``)."""
+        return compile_template(template).render(payment, field=field)
 
-    def render_fields(self, rules: dict[str, str], payment: Payment) -> dict[str, str]:
-        return {target: compile_template(source).render(payment) for target, source in rules.items()}
+    def render_fields(self, rules: dict[str, str], payment: Payment, *,
+                      section: str = "mapping.fields") -> dict[str, str]:
+        """Custom fields by target; a refused one is named ``<section>.<target>``."""
+        return {target: compile_template(source).render(payment, field=f"{section}.{target}")
+                for target, source in rules.items()}
 
 
 def load_mapping(data: dict[str, Any] | None) -> MappingSpec:

@@ -7,6 +7,11 @@ takes the write lock up front instead of failing halfway). Durability is
 ``synchronous=FULL``: an acknowledged webhook survives a power cut, and group
 commit is what pays for the fsync. On PostgreSQL writes run on a small thread
 pool over a connection pool.
+
+With ``LEDGERLINK_PAN_GUARD`` set (the test suite sets it), every INSERT and
+UPDATE is checked before it runs: a card number in a bound parameter raises
+``CardNumberStored`` naming the table and column (see ``model.storage_guard``).
+Unset, the check is not installed at all, so production pays nothing for it.
 """
 
 from __future__ import annotations
@@ -14,16 +19,18 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from sqlalchemy import Connection, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from ledgerlink.model import storage_guard
 from ledgerlink.runtime.schema import metadata
 
 T = TypeVar("T")
@@ -52,6 +59,33 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MB page cache per connection (the default is 2 MB)
     cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
+
+
+_WRITES = ("INSERT", "UPDATE", "REPLACE", "MERGE", "WITH")
+_TABLE = re.compile(r"^\s*(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|UPDATE|REPLACE\s+INTO|MERGE\s+INTO)\s+([\w.\"]+)",
+                    re.IGNORECASE)
+
+
+def _guard_writes(conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any,
+                  executemany: bool) -> None:
+    """``before_cursor_execute``: refuse to write a card number (installed only when the guard is on)."""
+    if not statement.lstrip()[:7].upper().startswith(_WRITES):
+        return
+    found = _TABLE.match(statement)
+    table = found.group(1).replace('"', "") if found else "a table"
+    names = getattr(getattr(context, "compiled", None), "positiontup", None) or ()
+    for row in parameters if executemany else (parameters,):
+        if isinstance(row, dict):
+            storage_guard.check(row.items(), where=table)
+        elif isinstance(row, (list, tuple)):
+            labels = names if len(names) == len(row) else [f"parameter {i + 1}" for i in range(len(row))]
+            storage_guard.check(zip(labels, row, strict=True), where=table)
+    storage_guard.check([("statement text", statement)], where=table)
+
+
+def install_storage_guard(engine: Engine) -> None:
+    if not event.contains(engine, "before_cursor_execute", _guard_writes):
+        event.listen(engine, "before_cursor_execute", _guard_writes)
 
 
 class Database:
@@ -87,6 +121,10 @@ class Database:
             self._reader = self._writer
             self._write_pool = ThreadPoolExecutor(4, thread_name_prefix="ll-db-writer")
         self._read_pool = ThreadPoolExecutor(4, thread_name_prefix="ll-db-reader")
+        self.storage_guard = storage_guard.enabled()
+        if self.storage_guard:
+            install_storage_guard(self._writer)
+            install_storage_guard(self._reader)
         if create:
             self.create_schema()
 
