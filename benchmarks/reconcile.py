@@ -1,43 +1,66 @@
 """Reconciliation benchmark: 1,000,000 settlement lines against 1,000,000 posted payments.
 
-    .venv/bin/python benchmarks/reconcile.py [--lines 1000000] [--path columns|flow]
+    .venv/bin/python benchmarks/reconcile.py [--lines 1000000] [--path real|core]
 
-Builds a Payment Batch Detail report (the classic Cybersource CSV layout: title line, header, CRLF, refunds
-negative) and the back office's postings for the same day, with known discrepancies of every kind injected,
-then times what a run does with them, in a process of its own, and checks that every injected discrepancy,
-and nothing else, was found; prints the time and the peak resident memory of that process.
+Builds a day: a Payment Batch Detail report (the classic Cybersource CSV layout: title line, header, CRLF,
+refunds negative) and the back office's postings for it, with 250 discrepancies of each of the five kinds
+injected (an amount changed, a currency changed, a posting dated two days earlier that never settles, a line
+never posted, a posting made twice), plus 250 postings whose gateway id is wrong but whose order reference and
+amount match. The run must find every injected discrepancy and nothing else.
 
-``--path columns`` (default) times the matching core: the report read straight into columns (polars),
-match (``ledgerlink.flows.matching``), and the balanced settlement journal of every batch.
+``--path real`` (default) times what an operator's ``ledgerlink reconcile --date`` does, over real HTTP:
 
-``--path flow`` times what ``SettlementReconciliation.run`` does with the same data today: the connector's
-reader (``read_payment_batch_detail``: one canonical ``SettlementLine`` per line), ``build_settlement``,
-the postings as the SL connector makes them (one ``PostedPayment`` per row, through its ``PostedReader``),
-both turned into frames (``lines_frame``, ``postings_frame``), match and the journals. No HTTP: the two
-systems' answers are already in memory, so this is a lower bound for a real run.
+* the Cybersource sandbox and the Dynamics SL sandbox run as servers of their own (``ledgerlink sandbox``). The
+  report is recorded in the Cybersource sandbox (``POST /__sandbox/reports``: it serves the file as given and
+  puts the day's figures in its net fundings); the postings are written into the SL sandbox's database
+  (``ARDoc`` rows, as releasing receipts and refund payouts leaves them) before it starts.
+* the measured process is ``ledgerlink reconcile --date`` with the shipped integration file pointed at them,
+  on a fresh SQLite database: it queues the day's job and runs the engine until the job is done. The job
+  downloads the report (HTTP Signature auth) and the net fundings and parses them into columns, pages the
+  postings out of SL as CSV at the same time, matches, posts one balanced GL journal per batch to SL, opens a
+  case and an SL task per discrepancy, and saves the report.
+
+Printed: the command's wall time and peak RSS (its own ``VmHWM``, written when it exits), the run's own time
+and its stages as the engine recorded them, the CPU time the two sandboxes spent meanwhile, the load average,
+and the check. ``--path core`` times only the in-memory core on the same data: the connector's column reader,
+the matcher and the journals (no HTTP, no database).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import atexit
 import io
 import json
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
 
+import httpx
 import polars as pl
+import yaml
 
-from ledgerlink.flows.matching import LINE_SCHEMA, POSTING_SCHEMA, MatchSettings, match
-from ledgerlink.flows.settlement import JOURNAL_ACCOUNTS, settlement_journal
-from ledgerlink.model import GLAccount, Money, SettlementBatch
-
+ROOT = Path(__file__).resolve().parents[1]
 DAY = date(2026, 11, 20)
 INJECTED = 250  # of each kind
+CS_SECRET = "yBJxy6LjM2TmcPGu+GaJrHtkke25fPpUX+UY6/L/1tE="  # the Cybersource sandbox's own test merchant
+SL_API_KEY = "sl-sandbox-key"
+FEE_PER_MILLE = 29
+COLUMNS = ["batch_id", "merchant_id", "batch_date", "request_id", "merchant_ref_number", "trans_ref_no",
+           "payment_method", "currency", "amount", "transaction_type"]
+EXPECTED = {"amount_mismatch": INJECTED, "currency_mismatch": INJECTED, "missing_in_settlement": INJECTED,
+            "missing_in_erp": INJECTED, "duplicate": INJECTED}
+
+
+# --- the day ----------------------------------------------------------------------------------------------
 
 
 def _draw(ids: pl.Expr, seed: int, below: int) -> pl.Expr:
@@ -45,222 +68,274 @@ def _draw(ids: pl.Expr, seed: int, below: int) -> pl.Expr:
     return (ids.hash(seed) % below).cast(pl.Int64)
 
 
-def report_bytes(n: int) -> tuple[bytes, pl.DataFrame]:
-    """The CSV report and, for building postings, the same lines as a frame."""
-    frame = pl.DataFrame({"id": pl.int_range(n, dtype=pl.Int64, eager=True)}).with_columns(
+def _text(cents: pl.Expr) -> pl.Expr:
+    return pl.format("{}.{}", (cents // 100).cast(pl.Utf8), (cents % 100).cast(pl.Utf8).str.zfill(2))
+
+
+def build_day(n: int) -> tuple[bytes, pl.DataFrame, dict[str, dict[str, str]]]:
+    """(the report, the postings, the day's figures per currency for the net fundings)."""
+    k = INJECTED
+    lines = pl.DataFrame({"id": pl.int_range(n, dtype=pl.Int64, eager=True)}).with_columns(
         (_draw(pl.col("id"), 1, 499_900) + 100).alias("cents"),
         (_draw(pl.col("id"), 2, 100) < 5).alias("refund"),
+        (pl.col("id") + 7_000_000_000_000_000_000).cast(pl.Utf8).str.zfill(22).alias("txn"),
+        pl.format("WEB-{}", pl.col("id").cast(pl.Utf8).str.zfill(8)).alias("order_ref"),
     )
-    frame = frame.with_columns(
-        (pl.col("id") % 4).cast(pl.Utf8).str.zfill(12).alias("batch_id"),
-        pl.lit("testrest").alias("merchant_id"),
-        pl.lit(DAY.isoformat()).alias("batch_date"),
-        (pl.col("id") + 7_000_000_000_000_000_000).cast(pl.Utf8).str.zfill(22).alias("request_id"),
-        pl.format("WEB-{}", pl.col("id").cast(pl.Utf8).str.zfill(8)).alias("merchant_ref_number"),
-        pl.col("id").cast(pl.Utf8).str.zfill(16).alias("trans_ref_no"),
-        pl.lit("Visa").alias("payment_method"),
-        pl.lit("USD").alias("currency"),
-        pl.format("{}{}.{}", pl.when(pl.col("refund")).then(pl.lit("-")).otherwise(pl.lit("")),
-                  (pl.col("cents") // 100).cast(pl.Utf8), (pl.col("cents") % 100).cast(pl.Utf8).str.zfill(2))
+    settles = lines.filter((pl.col("id") < 3 * k) | (pl.col("id") >= 4 * k))  # [3k, 4k): posted, never settled
+    report = settles.select(
+        (pl.col("id") % 4).cast(pl.Utf8).str.zfill(12).alias("batch_id"), pl.lit("testrest").alias("merchant_id"),
+        pl.lit(DAY.isoformat()).alias("batch_date"), pl.col("txn").alias("request_id"),
+        pl.col("order_ref").alias("merchant_ref_number"), pl.col("id").cast(pl.Utf8).str.zfill(16).alias("trans_ref_no"),
+        pl.lit("Visa").alias("payment_method"), pl.lit("USD").alias("currency"),
+        pl.format("{}{}", pl.when(pl.col("refund")).then(pl.lit("-")).otherwise(pl.lit("")), _text(pl.col("cents")))
         .alias("amount"),
         pl.when(pl.col("refund")).then(pl.lit("ics_credit")).otherwise(pl.lit("ics_bill")).alias("transaction_type"),
     )
-    columns = ["batch_id", "merchant_id", "batch_date", "request_id", "merchant_ref_number", "trans_ref_no",
-               "payment_method", "currency", "amount", "transaction_type"]
     out = io.BytesIO()
     out.write(f"Payment Batch Detail Report,1.0,{DAY} to {DAY},,,,,,,\r\n".encode())
-    frame.select(columns).write_csv(out, line_terminator="\r\n")
-    return out.getvalue(), frame
+    report.write_csv(out, line_terminator="\r\n")
+    gross = int(settles.filter(~pl.col("refund"))["cents"].sum())
+    refunds = int(settles.filter(pl.col("refund"))["cents"].sum())
+    fees = gross * FEE_PER_MILLE // 1000
+    figures = {"USD": {"purchases": _cents(gross), "refunds": _cents(refunds), "fees": _cents(fees)}}
 
-
-def read_report(data: bytes) -> pl.DataFrame:
-    """Columns of the report, as the matcher wants them (amounts as exact integer minor units)."""
-    raw = pl.read_csv(io.BytesIO(data), skip_rows=1, infer_schema=False,
-                      columns=["batch_id", "request_id", "merchant_ref_number", "currency", "amount"])
-    negative = raw["amount"].str.starts_with("-")
-    digits = raw["amount"].str.strip_prefix("-").str.split_exact(".", 1)
-    cents = digits.struct.field("field_0").cast(pl.Int64) * 100 + digits.struct.field("field_1").cast(pl.Int64)
-    return pl.DataFrame({
-        "line": pl.int_range(raw.height, eager=True).cast(pl.Int64) + 3,
-        "txn": raw["request_id"], "order_ref": raw["merchant_ref_number"],
-        "kind": pl.select(pl.when(negative).then(pl.lit("refund")).otherwise(pl.lit("capture"))).to_series(),
-        "cents": cents, "currency": raw["currency"], "batch": raw["batch_id"],
-    }).cast(LINE_SCHEMA)
-
-
-def postings_for(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
-    postings = frame.select(
-        pl.col("id").alias("post"), pl.col("request_id").alias("txn"), pl.col("merchant_ref_number").alias("order_ref"),
-        pl.when(pl.col("refund")).then(pl.lit("refund")).otherwise(pl.lit("capture")).alias("kind"),
-        pl.col("cents"), pl.col("currency"), pl.lit(DAY).alias("posted_on"),
-        _draw(pl.col("id"), 3, 24).cast(pl.Int8).alias("hour"),
-        pl.format("PA:{}", pl.col("id")).alias("ref"),
-    ).cast(POSTING_SCHEMA)
-    k = INJECTED
-    ids = postings["post"]
-    postings = postings.with_columns(
-        pl.when(ids < k).then(pl.col("cents") + 1).otherwise(pl.col("cents")).alias("cents"),  # amount mismatch
-        pl.when((ids >= k) & (ids < 2 * k)).then(pl.lit("EUR")).otherwise(pl.col("currency")).alias("currency"),
-        pl.when((ids >= 2 * k) & (ids < 3 * k)).then(pl.lit(None)).otherwise(pl.col("txn")).alias("txn"),  # by ref
-        pl.when((ids >= 3 * k) & (ids < 4 * k)).then(pl.lit(DAY - timedelta(days=5)))
-        .otherwise(pl.col("posted_on")).alias("posted_on"),  # will be missing in the settlement
+    ids = pl.col("id")
+    postings = lines.filter((ids < 4 * k) | (ids >= 5 * k)).with_columns(  # [4k, 5k): settled, never posted
+        pl.when(ids < k).then(pl.col("cents") + 1).otherwise(pl.col("cents")).alias("cents"),
+        pl.when((ids >= k) & (ids < 2 * k)).then(pl.lit("EUR")).otherwise(pl.lit("USD")).alias("currency"),
+        pl.when((ids >= 2 * k) & (ids < 3 * k)).then(pl.format("X{}", pl.col("txn")))  # matched by reference
+        .otherwise(pl.col("txn")).alias("txn"),
+        pl.when((ids >= 3 * k) & (ids < 4 * k)).then(pl.lit(DAY - timedelta(days=2))).otherwise(pl.lit(DAY))
+        .alias("posted_on"),
+        _draw(ids, 3, 24).alias("hour"),
     )
-    postings = postings.filter((ids < 4 * k) | (ids >= 5 * k))  # settled, never posted: missing in the ERP
-    dupes = postings.filter((pl.col("post") >= 5 * k) & (pl.col("post") < 6 * k)).with_columns(
-        (pl.col("post") + 10_000_000).alias("post"), pl.format("PA:dup{}", pl.col("post")).alias("ref"))
-    postings = pl.concat([postings, dupes])  # posted twice
-    expected = {"amount_mismatch": k, "currency_mismatch": k, "missing_in_settlement": k,
-                "missing_in_erp": k, "duplicate": k}
-    return postings, expected
+    twice = postings.filter((ids >= 5 * k) & (ids < 6 * k)).with_columns((ids + 10_000_000).alias("id"))
+    return out.getvalue(), pl.concat([postings, twice]), figures
 
 
-def peak_rss_mb() -> int:
-    """This process's peak resident set (VmHWM). ``ru_maxrss`` would not do: Linux keeps it across exec,
-    so a child started from a big parent would report the parent's size."""
-    with open("/proc/self/status") as status:
-        for line in status:
+def _cents(units: int) -> str:
+    return f"{units // 100}.{units % 100:02d}"
+
+
+def seed_sl(database: Path, postings: pl.DataFrame) -> None:
+    """The postings as SL's ``ARDoc`` rows, released: receipts (``PA``) and refund payouts (``DM`` flagged
+    ``RFNDPAYOUT``), each carrying the gateway's id in ``User1``."""
+    from ledgerlink.connectors.dynamics_sl.sandbox import tables as T
+    from ledgerlink.connectors.dynamics_sl.sandbox.settings import SandboxSettings
+    from ledgerlink.connectors.dynamics_sl.sandbox.state import SandboxState
+
+    state = SandboxState(SandboxSettings(database=str(database), current_period="202611", synchronous="OFF"))
+    conn = state.store.conn
+    given = ["DocType", "RefNbr", "DocDate", "CuryOrigDocAmt", "OrigDocAmt", "CuryId", "User1", "CustOrdNbr",
+             "User5", "Crtd_DateTime"]
+    rows = postings.select(
+        pl.when(pl.col("refund")).then(pl.lit("DM")).otherwise(pl.lit("PA")).alias("DocType"),
+        pl.col("id").cast(pl.Utf8).str.zfill(10).alias("RefNbr"),
+        pl.format("{} 00:00", pl.col("posted_on").cast(pl.Utf8)).alias("DocDate"),
+        (pl.col("cents") / 100).alias("CuryOrigDocAmt"), (pl.col("cents") / 100).alias("OrigDocAmt"),
+        pl.col("currency").alias("CuryId"), pl.col("txn").alias("User1"), pl.col("order_ref").alias("CustOrdNbr"),
+        pl.when(pl.col("refund")).then(pl.lit("RFNDPAYOUT")).otherwise(pl.lit(" ")).alias("User5"),
+        pl.format("{} {}:00", pl.col("posted_on").cast(pl.Utf8), pl.col("hour").cast(pl.Utf8).str.zfill(2))
+        .alias("Crtd_DateTime"),
+    ).iter_rows()
+    fixed = {"CpnyID": "0060", "CustId": "C0001", "BatNbr": "000001", "Rlsed": 1, "PerPost": "202611",
+             "PerEnt": "202611", "Status": "C", "DocDesc": "Card payment"}
+    conn.execute("BEGIN")
+    conn.execute("CREATE TEMP TABLE seed (" + ", ".join(f'"{c}"' for c in given) + ")")
+    conn.executemany("INSERT INTO seed VALUES (" + ", ".join("?" * len(given)) + ")", rows)
+    names = list(T.ARDOC.defaults)
+    values = [f'"{name}"' if name in given else "?" for name in names]
+    params = [fixed.get(name, T.ARDOC.defaults[name]) for name in names if name not in given]
+    conn.execute(f'INSERT INTO ARDoc ({", ".join(chr(34) + n + chr(34) for n in names)}) '
+                 f'SELECT {", ".join(values)} FROM seed', params)
+    conn.execute("COMMIT")
+    state.close()
+
+
+# --- the real run ---------------------------------------------------------------------------------------
+
+
+def integration_file(workdir: Path, cs_url: str, sl_url: str) -> Path:
+    document = yaml.safe_load((ROOT / "integrations" / "sl-cybersource.yaml").read_text())
+    document["gateway"]["settings"].update(base_url=cs_url, shared_secret="${env:BENCH_CS_SECRET}",
+                                           webhook_keys={"bench-key": "${env:BENCH_CS_SECRET}"})
+    document["back_office"]["settings"].update(base_url=sl_url, api_key="${env:BENCH_SL_KEY}")
+    document["flows"] = {"settlement": document["flows"]["settlement"]}  # nothing else runs meanwhile
+    path = workdir / "bench.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def real(n: int, workdir: Path) -> dict[str, Any]:
+    from ledgerlink.processes import ChildProcess, free_port, wait_http
+
+    data, postings, figures = build_day(n)
+    seed_sl(workdir / "sl.db", postings)
+    del postings
+    cs_port, sl_port = free_port(), free_port()
+    cs_url, sl_url = f"http://127.0.0.1:{cs_port}", f"http://127.0.0.1:{sl_port}"
+    sandboxes = [
+        ChildProcess("cybersource", ["sandbox", "cybersource", "--port", str(cs_port)], workdir),
+        ChildProcess("dynamics_sl", ["sandbox", "dynamics_sl", "--port", str(sl_port), "--set",
+                                     f"database={workdir / 'sl.db'}", "--set", "current_period='202611'"], workdir),
+    ]
+    try:
+        await wait_http(f"{cs_url}/__sandbox/stats", process=sandboxes[0], timeout=120)
+        await wait_http(f"{sl_url}/api/v1/setup", process=sandboxes[1], timeout=120)
+        async with httpx.AsyncClient(timeout=300) as http:
+            recorded = await http.post(f"{cs_url}/__sandbox/reports", json={
+                "day": DAY.isoformat(), "csv": data.decode(), "figures": figures})
+            assert recorded.status_code == 201, recorded.text
+        del data
+        config = integration_file(workdir, cs_url, sl_url)
+        database = workdir / "ledgerlink.db"
+        peak_file = workdir / "engine.peak"
+        command = [sys.executable, __file__, "--engine", str(peak_file), "reconcile", "--date", DAY.isoformat(),
+                   "--config", str(config), "--database-url", f"sqlite:///{database}"]
+        if os.environ.get("BENCH_PYSPY"):  # investigation aid: a py-spy profile of the engine (collapsed stacks)
+            command = [str(Path(sys.executable).parent / "py-spy"), "record", "--format", "raw", "-r", "50",
+                       "-o", os.environ["BENCH_PYSPY"], "--", *command]
+        env = {**os.environ, "BENCH_CS_SECRET": CS_SECRET, "BENCH_SL_KEY": SL_API_KEY}
+        load_before = os.getloadavg()
+        cpu_before = [cpu_seconds(s.pid) for s in sandboxes]
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=workdir)
+        wall = time.perf_counter() - started
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        engine_cpu = used.ru_utime + used.ru_stime - children.ru_utime - children.ru_stime
+        sandbox_cpu = {s.name: round(cpu_seconds(s.pid) - before, 2) for s, before in zip(sandboxes, cpu_before,
+                                                                                           strict=True)}
+        if done.returncode != 0:
+            raise SystemExit(f"ledgerlink reconcile failed:\n{done.stdout}\n{done.stderr}")
+        tasks = json.loads(await _get(f"{sl_url}/__sandbox/counts")).get("tasks")
+    finally:
+        for sandbox in sandboxes:
+            sandbox.stop()
+    with sqlite3.connect(database) as conn:
+        run = json.loads(conn.execute("SELECT report FROM ll_reconciliations WHERE status = 'succeeded'").fetchone()[0])
+    found = {kind: item["count"] for kind, item in run["discrepancies"]["by_type"].items()}
+    return {
+        "path": "real", "lines": run["counts"]["lines"], "postings": run["counts"]["postings"],
+        "command_seconds": round(wall, 2), "command_cpu_seconds": round(engine_cpu, 2),
+        "peak_rss_mb": round(int(peak_file.read_text()) / 1024),
+        "run_seconds": round(run["finished_at"] - run["started_at"], 2), "run_stages": run["seconds"],
+        "run_stages_cpu": run["cpu_seconds"],
+        "sandbox_cpu_seconds": sandbox_cpu, "load_average": {"before": load_before, "after": os.getloadavg()},
+        "journals_posted": len(run["journals"]), "sl_tasks": tasks, "counts": run["counts"],
+        "discrepancies_found": found,
+    }
+
+
+async def _get(url: str) -> str:
+    async with httpx.AsyncClient(headers={"X-API-Key": SL_API_KEY}) as http:
+        return (await http.get(url)).text
+
+
+def engine(peak_file: str, args: list[str]) -> None:
+    """The measured process: ``ledgerlink <args>``, writing its peak resident set (``VmHWM``, kB) when it exits.
+    (``ru_maxrss`` would not do: Linux carries it across exec, so a child reports at least its parent's size.)"""
+
+    def peak() -> None:
+        for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                Path(peak_file).write_text(line.split()[1])
+
+    atexit.register(peak)
+    trace = os.environ.get("BENCH_RSS_TRACE")
+    if trace:  # investigation aid: resident set every 50 ms
+        import threading
+
+        samples: list[str] = []
+
+        def sample() -> None:
+            began = time.perf_counter()
+            while True:
+                for line in Path("/proc/self/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        samples.append(f"{time.perf_counter() - began:.2f} {int(line.split()[1]) // 1024}")
+                time.sleep(0.05)
+
+        threading.Thread(target=sample, daemon=True).start()
+        atexit.register(lambda: Path(trace).write_text("\n".join(samples)))
+    from ledgerlink.cli import main
+
+    main(args)
 
 
-def generate(directory: str, n: int) -> dict[str, int]:
-    """Write the report and the postings to ``directory``; returns the injected discrepancies."""
-    data, frame = report_bytes(n)
-    postings, expected = postings_for(frame)
-    # the lines of the postings marked "missing in settlement" must not be in the report
-    late = set(postings.filter(pl.col("posted_on") < DAY)["txn"].to_list())
-    report_lines = data.split(b"\r\n")
-    kept = report_lines[:2] + [line for line in report_lines[2:] if line and line.split(b",")[3].decode() not in late]
-    with open(os.path.join(directory, "report.csv"), "wb") as handle:
-        handle.write(b"\r\n".join(kept) + b"\r\n")
-    postings.write_parquet(os.path.join(directory, "postings.parquet"))
-    return expected
+# --- the core, in memory ----------------------------------------------------------------------------------
 
 
-def run(directory: str) -> dict[str, object]:
-    """The measured part, in a process of its own: read, match, journal."""
-    with open(os.path.join(directory, "report.csv"), "rb") as handle:
-        data = handle.read()
-    postings = pl.read_parquet(os.path.join(directory, "postings.parquet"))
-    rss_before = peak_rss_mb()
+def core(n: int) -> dict[str, Any]:
+    from ledgerlink.connectors.cybersource.batch_detail import read_batch_detail_columns
+    from ledgerlink.connectors.cybersource.settlement import Funding, build_settlement_frame
+    from ledgerlink.connectors.kit.columns import PostedFrame
+    from ledgerlink.flows.matching import MatchSettings, match
+    from ledgerlink.flows.settlement import JOURNAL_ACCOUNTS, lines_frame, postings_frame, settlement_journal
+    from ledgerlink.model import GLAccount, Money
 
+    data, postings, figures = build_day(n)
+    posted = PostedFrame(postings.select(
+        pl.format("dynamics_sl:ardoc:{}:{}", pl.when(pl.col("refund")).then(pl.lit("DM")).otherwise(pl.lit("PA")),
+                  pl.col("id")).alias("ref"),
+        pl.when(pl.col("refund")).then(pl.lit("refund")).otherwise(pl.lit("receipt")).alias("kind"),
+        "cents", "currency", "posted_on",
+        pl.col("posted_on").cast(pl.Datetime("us", "UTC")).alias("posted_at"),
+        "txn", "order_ref", pl.lit("C0001").alias("customer")))
+    del postings
+    usd = {name: Money.of(value, "USD") for name, value in figures["USD"].items()}
+    zero = Money.zero("USD")
+    funding = {"USD": Funding("USD", usd["purchases"], usd["refunds"], usd["fees"], zero, zero,
+                              usd["purchases"] - usd["refunds"] - usd["fees"])}
+    rss_before = _peak_mb()
     started = time.perf_counter()
-    lines = read_report(data)
+    columns = read_batch_detail_columns(data)
     del data
+    settlement = build_settlement_frame(gateway="cybersource", merchant_id="testrest", day=DAY, columns=columns,
+                                        funding=funding)
     read = time.perf_counter()
-    result = match(lines, postings, day=DAY, settings=MatchSettings(lag_days=2))
+    result = match(lines_frame(settlement), postings_frame(posted), day=DAY, settings=MatchSettings(lag_days=2))
     matched = time.perf_counter()
-    totals = lines.group_by("batch", "kind").agg(pl.col("cents").sum())
     accounts = {name: GLAccount(account=str(1000 + i)) for i, name in enumerate(JOURNAL_ACCOUNTS)}
-    journals = 0
-    for batch_id in sorted(lines["batch"].unique().to_list()):
-        sums = dict(totals.filter(pl.col("batch") == batch_id).select("kind", "cents").iter_rows())
-        gross, refunds = sums.get("capture", 0), sums.get("refund", 0)
-        fees = gross * 29 // 1000
-        batch = SettlementBatch(gateway="cybersource", batch_id=batch_id, batch_date=DAY, currency="USD", lines=(),
-                                fees=Money.from_minor_units(fees, "USD"), chargebacks=Money.zero("USD"),
-                                chargeback_fees=Money.zero("USD"), deposit=Money.from_minor_units(-fees, "USD"))
-        # these batches carry totals only (lines=()), so gross/refunds come from the lines above
-        del gross, refunds
-        if settlement_journal(batch, accounts, f"journal:{batch_id}") is not None:
-            journals += 1
+    journals = sum(settlement_journal(b, accounts, f"journal:{b.batch_id}") is not None for b in settlement.batches)
     finished = time.perf_counter()
     return {
-        "path": "columns", "lines": lines.height, "postings": postings.height, "journals": journals,
+        "path": "core", "lines": settlement.line_count, "postings": posted.height, "journals_posted": journals,
         "seconds": {"read_report": round(read - started, 2), "match": round(matched - read, 2),
                     "journals": round(finished - matched, 3), "total": round(finished - started, 2)},
-        "rss_before_run_mb": round(rss_before),
-        "peak_rss_mb": peak_rss_mb(),
-        "counts": result.counts(), "discrepancies_found": dict(result.discrepancies.group_by("type").len().iter_rows()),
+        "rss_before_run_mb": rss_before, "peak_rss_mb": _peak_mb(), "counts": result.counts(),
+        "discrepancies_found": dict(result.discrepancies.group_by("type").len().iter_rows()),
     }
 
 
-def run_flow(directory: str) -> dict[str, object]:
-    """The measured part of ``--path flow``: the canonical records a run builds today, then the same match."""
-    from ledgerlink.connectors.cybersource.batch_detail import read_payment_batch_detail
-    from ledgerlink.connectors.cybersource.settlement import Funding, build_settlement
-    from ledgerlink.connectors.dynamics_sl.movement import PostedReader
-    from ledgerlink.connectors.dynamics_sl.settings import DynamicsSLSettings
-    from ledgerlink.flows.settlement import lines_frame, postings_frame
-
-    with open(os.path.join(directory, "report.csv"), "rb") as handle:
-        data = handle.read()
-    table = pl.read_parquet(os.path.join(directory, "postings.parquet"))
-    rows = table.select(
-        pl.when(pl.col("kind") == "refund").then(pl.lit("DM")).otherwise(pl.lit("PA")).alias("DocType"),
-        pl.col("post").cast(pl.Utf8).str.zfill(10).alias("RefNbr"),
-        pl.format("{}.{}", (pl.col("cents") // 100).cast(pl.Utf8),
-                  (pl.col("cents") % 100).cast(pl.Utf8).str.zfill(2)).alias("CuryOrigDocAmt"),
-        pl.col("currency").alias("CuryId"),
-        pl.col("posted_on").dt.strftime("%m/%d/%Y").alias("DocDate"),
-        pl.format("{}T{}:00", pl.col("posted_on").cast(pl.Utf8), pl.col("hour").cast(pl.Utf8).str.zfill(2))
-        .alias("Crtd_DateTime"),
-        pl.col("txn").fill_null("").alias("User1"), pl.col("order_ref").alias("CustOrdNbr"),
-        pl.lit("C0001").alias("CustId"), pl.lit("000001").alias("BatNbr"),
-    )
-    del table
-    rss_before = peak_rss_mb()
-
-    started = time.perf_counter()
-    detail = read_payment_batch_detail(data)
-    del data
-    money: dict[str, list[int]] = {}
-    for line in detail.lines:
-        sums = money.setdefault(line.amount.currency, [0, 0])
-        sums[line.kind.value == "refund"] += line.amount.minor_units
-    funding = {}
-    for currency, (gross, refunds) in money.items():
-        fees = gross * 29 // 1000
-
-        def usd(units: int, currency: str = currency) -> Money:
-            return Money.from_minor_units(units, currency)
-
-        funding[currency] = Funding(currency, usd(gross), usd(refunds), usd(fees), usd(0), usd(0),
-                                    usd(gross - refunds - fees))
-    settlement = build_settlement(gateway="cybersource", merchant_id="testrest", day=DAY, detail=detail,
-                                  funding=funding)
-    del detail
-    read = time.perf_counter()
-    reader = PostedReader(DynamicsSLSettings(api_key="x"))
-    posted = [reader(row) for row in rows.iter_rows(named=True)]
-    del rows
-    lines, postings = lines_frame(settlement), postings_frame(posted)
-    framed = time.perf_counter()
-    result = match(lines, postings, day=DAY, settings=MatchSettings(lag_days=2))
-    matched = time.perf_counter()
-    accounts = {name: GLAccount(account=str(1000 + i)) for i, name in enumerate(JOURNAL_ACCOUNTS)}
-    journals = sum(settlement_journal(batch, accounts, f"journal:{batch.batch_id}") is not None
-                   for batch in settlement.batches)
-    finished = time.perf_counter()
-    return {
-        "path": "flow", "lines": lines.height, "postings": postings.height, "journals": journals,
-        "seconds": {"read_report_and_build_settlement": round(read - started, 2),
-                    "build_postings": round(framed - read, 2), "match": round(matched - framed, 2),
-                    "journals": round(finished - matched, 3), "total": round(finished - started, 2)},
-        "rss_before_run_mb": round(rss_before),
-        "peak_rss_mb": peak_rss_mb(),
-        "counts": result.counts(), "discrepancies_found": dict(result.discrepancies.group_by("type").len().iter_rows()),
-    }
+def _peak_mb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return 0
 
 
 def main() -> None:
+    if len(sys.argv) > 2 and sys.argv[1] == "--engine":
+        engine(sys.argv[2], sys.argv[3:])
+        return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, default=1_000_000)
-    parser.add_argument("--path", choices=("columns", "flow"), default="columns",
-                        help="columns: the matching core; flow: with the canonical records a run builds today")
-    parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: the measured child process
+    parser.add_argument("--path", choices=("real", "core"), default="real",
+                        help="real: ledgerlink reconcile over HTTP against both sandboxes; core: in memory")
     args = parser.parse_args()
-    if args.run:
-        print(json.dumps(run_flow(args.run) if args.path == "flow" else run(args.run)))
-        return
-    with tempfile.TemporaryDirectory(prefix="ledgerlink-reconcile-") as directory:
-        expected = generate(directory, args.lines)
-        child = subprocess.run([sys.executable, __file__, "--path", args.path, "--run", directory],
-                               capture_output=True, text=True, check=True)
-    report = json.loads(child.stdout)
-    report.update(cpus=os.cpu_count(), python=sys.version.split()[0], discrepancies_injected=expected,
-                  all_found_nothing_else=report["discrepancies_found"] == expected)
+    if args.path == "core":
+        report = core(args.lines)
+    else:
+        with tempfile.TemporaryDirectory(prefix="ledgerlink-reconcile-") as directory:
+            report = asyncio.run(real(args.lines, Path(directory)))
+    report.update(cpus=os.cpu_count(), python=sys.version.split()[0], discrepancies_injected=EXPECTED,
+                  all_found_nothing_else=report["discrepancies_found"] == EXPECTED)
     print(json.dumps(report, indent=2))
     if not report["all_found_nothing_else"]:
         sys.exit(1)

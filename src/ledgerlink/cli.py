@@ -27,10 +27,16 @@ from ledgerlink.integrations import (
     load_integration_file,
     needs_vault,
 )
-from ledgerlink.runtime import dlq
+from ledgerlink.runtime import audit, dlq
+from ledgerlink.runtime.card_retries import DatabaseCardRetryLedger
 from ledgerlink.runtime.db import Database, DatabaseLocked
 from ledgerlink.runtime.engine import Engine
+from ledgerlink.runtime.flow_control import FlowControl, flow_report
+from ledgerlink.runtime.inbox_index import DatabaseInboxIndex
+from ledgerlink.runtime.notifications import DatabaseNotificationOutbox
 from ledgerlink.runtime.records import DatabaseCaseBook, DatabaseReconciliationLedger
+from ledgerlink.runtime.reviews import DatabaseReviewQueue, DatabaseRiskLedger
+from ledgerlink.runtime.settings import RuntimeSettings
 from ledgerlink.runtime.stats import engine_stats
 from ledgerlink.telemetry import configure_logging
 from ledgerlink.vault import (
@@ -48,6 +54,11 @@ config_app = typer.Typer(no_args_is_help=True, help="Integration files.")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(vault_app, name="vault")
 app.add_typer(config_app, name="config")
+review_app = typer.Typer(no_args_is_help=True, help="Fraud review: payments held for review, highest risk first.")
+app.add_typer(review_app, name="review")
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens for the admin API and the console (roles: viewer, "
+                                                      "operator, admin); only their digests are stored.")
+app.add_typer(tokens_app, name="tokens")
 
 out = Console()
 err = Console(stderr=True)
@@ -78,18 +89,29 @@ def _load_spec(config: Path | None) -> IntegrationSpec:
         raise _fail(str(exc)) from None
 
 
+def _cli_actor() -> str:
+    """The audit log's actor for what this command changes: the OS user running it."""
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
 def _open_vault(url: str) -> Vault:
     try:
-        return Vault(url, master_key_from_environment())
+        return Vault(url, master_key_from_environment(), schema=_schema())
     except VaultError as exc:
         raise _fail(str(exc)) from None
 
 
 def _build(spec: IntegrationSpec, url: str, db: Database) -> Integration:
     vault = _open_vault(url) if needs_vault(spec) else None
-    records = Records(cases=DatabaseCaseBook(db), ledger=DatabaseReconciliationLedger(db))
+    records = Records(cases=DatabaseCaseBook(db), ledger=DatabaseReconciliationLedger(db),
+                      reviews=DatabaseReviewQueue(db, buckets=spec.runtime.buckets), risk=DatabaseRiskLedger(db),
+                      outbox=DatabaseNotificationOutbox(db), card_retries=DatabaseCardRetryLedger(db),
+                      inbox=DatabaseInboxIndex(db))
     try:
-        return build_integration(spec, vault=vault.get if vault else None, records=records)
+        return build_integration(spec, vault=vault.get if vault else None, records=records,
+                                 flow_control=FlowControl(db, spec.runtime))
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     finally:
@@ -120,6 +142,8 @@ def _engine(spec: IntegrationSpec, integration: Integration, db: Database, *, in
         jobs=integration.jobs(db),
         run_intake=intake,
         run_workers=workers,
+        services=integration.services(db) if workers else (),
+        flow_control=integration.flow_control,
     )
 
 
@@ -195,12 +219,39 @@ def _database(config: Path | None, database_url_: str | None) -> Database:
 
 @app.command()
 def stats(config: ConfigOption = None, database_url_: DatabaseOption = None) -> None:
-    """Print what the engine has done (events by status, counters, latency)."""
-    db = _database(config, database_url_)
+    """Print what the engine has done (events by status, counters, latency) and what holds it back
+    (back-pressure alerts, circuit breakers, rate limits and 429 pauses)."""
+    spec = _load_spec(config) if config else None
+    runtime = spec.runtime if spec else RuntimeSettings()
+    db = Database(database_url(spec, database_url_), schema=_schema())
     try:
-        out.print_json(json.dumps(db.read_sync(engine_stats)))
+        report = db.read_sync(engine_stats)
+        report.update(db.read_sync(lambda conn: flow_report(conn, runtime)))
     finally:
         db.close()
+    if runtime.rate_limits.redis_url:
+        report["rate_limits"] = _redis_pauses(runtime, report["rate_limits"])
+    out.print_json(json.dumps(report, default=str))
+
+
+def _redis_pauses(runtime: RuntimeSettings, rate_limits: dict[str, Any]) -> dict[str, Any]:
+    from ledgerlink.runtime.ratelimit import RedisBuckets
+
+    async def read() -> dict[str, float]:
+        store = RedisBuckets(runtime.rate_limits.redis_url or "", prefix=runtime.rate_limits.redis_prefix)
+        try:
+            return await store.pauses(time.time())
+        finally:
+            await store.aclose()
+
+    try:
+        pauses = asyncio.run(read())
+    except Exception as exc:
+        return {**rate_limits, "redis": f"unavailable: {type(exc).__name__}"}
+    now = time.time()
+    for key, until in pauses.items():
+        rate_limits.setdefault(key, {})["paused_for_seconds"] = round(until - now, 3)
+    return rate_limits
 
 
 @dlq_app.command("list")
@@ -250,7 +301,7 @@ def dlq_replay(
         raise _fail("name the seqs to replay, or --all")
     db = _database(config, database_url_)
     try:
-        replayed = db.write_sync(lambda conn: dlq.replay(conn, None if all_ else seqs, is_sqlite=db.is_sqlite))
+        replayed = db.write_sync(lambda conn: dlq.replay_audited(db, conn, None if all_ else seqs, actor=_cli_actor()))
     finally:
         db.close()
     out.print(f"replayed {len(replayed)} event(s): {replayed}")
@@ -283,7 +334,7 @@ def _settings_from(pairs: list[str] | None, settings_file: Path | None) -> dict[
 
 @app.command()
 def sandbox(
-    name: Annotated[str, typer.Argument(help="cybersource or dynamics_sl")],
+    name: Annotated[str, typer.Argument(help="cybersource, dynamics_sl or smtp (a mail sink: --set smtp_port=8825)")],
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8801,
     set_: Annotated[list[str] | None, typer.Option("--set", help="a sandbox setting, key=value (dots nest)")] = None,
@@ -361,7 +412,13 @@ def reconcile(
 
     item = InboxItem(source=row["source"], event_id=row["event_id"], event_type=row["event_type"],
                      partition_key=row["partition_key"], body=row["body"])
-    db.write_sync(lambda conn: store_items(db, conn, [item], buckets=spec.runtime.buckets, now=time.time()))
+
+    def queue(conn: Any) -> None:
+        store_items(db, conn, [item], buckets=spec.runtime.buckets, now=time.time())
+        audit.append(db, conn, actor=_cli_actor(), action="reconciliation.requested",
+                     target=f"reconciliation:{run_id}", details={"day": day.isoformat()})
+
+    db.write_sync(queue)
 
     async def wait() -> str:
         engine: Engine | None = None
@@ -418,12 +475,111 @@ def cases(
         raise _fail(str(exc)) from None
     finally:
         db.close()
-    table = Table("type", "status", "amount", "reference", "summary", "opened")
+    table = Table("type", "status", "amount", "reference", "age", "summary")
+    now = time.time()
     for case in found:
+        age = max(0.0, now - case.opened_at.timestamp())
         table.add_row(case.type.value, case.status.value, str(case.amount or ""), case.reference or "",
-                      case.summary[:70], case.opened_at.strftime("%Y-%m-%d %H:%M"))
+                      f"{int(age // 86400)}d {int(age % 86400 // 3600)}h", case.summary[:70])
     out.print(table)
     out.print(f"{len(found)} case(s)")
+
+
+def _review_queue(config: Path | None, database_url_: str | None) -> tuple[Database, DatabaseReviewQueue]:
+    spec = _load_spec(config) if config else None
+    db = Database(database_url(spec, database_url_), schema=_schema())
+    return db, DatabaseReviewQueue(db, buckets=spec.runtime.buckets if spec else None)
+
+
+@review_app.command("list")
+def review_list(
+    config: ConfigOption = None,
+    database_url_: DatabaseOption = None,
+    status: Annotated[str, typer.Option(help="open, accepted, rejected, or all")] = "open",
+    limit: int = 50,
+) -> None:
+    """The review queue: payments held for review, highest risk score first."""
+    from ledgerlink.model import ReviewStatus
+
+    try:
+        wanted = None if status == "all" else ReviewStatus(status)
+    except ValueError:
+        raise _fail(f"--status {status!r}: use open, accepted, rejected or all") from None
+    db, queue = _review_queue(config, database_url_)
+    try:
+        found = asyncio.run(queue.list(status=wanted, limit=limit))
+    finally:
+        db.close()
+    table = Table("score", "case", "order", "amount", "status", "age", "raised by", "fraud screen")
+    now = time.time()
+    for case in found:
+        age = max(0.0, now - case.opened_at.timestamp())
+        factors = ", ".join(f.feature for f in case.risk.factors) if case.risk else ""
+        table.add_row(str(case.risk.points) if case.risk else "-", case.key, case.order_reference or "",
+                      f"{case.amount.format()} {case.amount.currency}", case.status.value,
+                      f"{int(age // 3600)}h {int(age % 3600 // 60)}m", factors,
+                      ", ".join(r.code for r in case.reasons)[:40])
+    out.print(table)
+    out.print(f"{len(found)} case(s)")
+
+
+@review_app.command("show")
+def review_show(key: str, config: ConfigOption = None, database_url_: DatabaseOption = None) -> None:
+    """One case: the fraud screen's reasons in words, our score and what raised it, and its audit trail."""
+    from ledgerlink.runtime import audit
+    from ledgerlink.runtime.reviews import case_summary
+
+    db, queue = _review_queue(config, database_url_)
+    try:
+        case = asyncio.run(queue.get(key))
+        trail = db.read_sync(lambda conn: audit.entries(conn, target=key))
+    finally:
+        db.close()
+    if case is None:
+        raise _fail(f"no review case {key}", code=1)
+    out.print_json(json.dumps({**case_summary(case), "audit": [e.as_dict() for e in trail]}, default=str))
+
+
+def _decide_review(decision: str, key: str, comments: str | None, reviewer: str | None, config: Path | None,
+                   database_url_: str | None) -> None:
+    import getpass
+
+    from ledgerlink.flows.fraud_review import request_decision
+    from ledgerlink.flows.ports import UnknownCase
+    from ledgerlink.model import CaseClosed, InvalidInput, ReviewDecision
+
+    actor = f"cli:{getpass.getuser()}" + (f" ({reviewer.strip()})" if reviewer and reviewer.strip() else "")
+    db, queue = _review_queue(config, database_url_)
+    try:
+        case = asyncio.run(request_decision(queue, key, ReviewDecision(decision), actor=actor, comments=comments))
+    except UnknownCase:
+        raise _fail(f"no review case {key}", code=1) from None
+    except CaseClosed as exc:
+        raise _fail(str(exc), code=1) from None
+    except (InvalidInput, RuntimeError) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        db.close()
+    out.print(f"{case.key}: {case.status.value} by {case.decided_by}; queued: the engine "
+              f"{'captures and releases the order' if decision == 'accept' else 'reverses and cancels the order'}")
+
+
+ReviewComments = Annotated[str | None, typer.Option("--comments", "-m", help="why (kept in the audit log)")]
+ReviewerName = Annotated[str | None, typer.Option("--reviewer", help="your name, if not your OS user's")]
+
+
+@review_app.command("accept")
+def review_accept(key: str, comments: ReviewComments = None, reviewer: ReviewerName = None,
+                  config: ConfigOption = None, database_url_: DatabaseOption = None) -> None:
+    """Accept a held payment: the gateway captures it and the order's hold is released."""
+    _decide_review("accept", key, comments, reviewer, config, database_url_)
+
+
+@review_app.command("reject")
+def review_reject(key: str, comments: ReviewComments = None, reviewer: ReviewerName = None,
+                  config: ConfigOption = None, database_url_: DatabaseOption = None) -> None:
+    """Reject a held payment as fraud: the authorisation is reversed and the order cancelled."""
+    _decide_review("reject", key, comments, reviewer, config, database_url_)
 
 
 @config_app.command("check")
@@ -437,6 +593,16 @@ def config_check(path: Path) -> None:
 def _vault(config: Path | None, database_url_: str | None) -> Vault:
     spec = _load_spec(config) if config else None
     return _open_vault(database_url(spec, database_url_))
+
+
+def _vault_with_audit(config: Path | None, database_url_: str | None) -> tuple[Vault, Database]:
+    """The vault and the runtime database beside it (which holds the audit log the change is written to)."""
+    db = _database(config, database_url_)
+    try:
+        return _vault(config, database_url_), db
+    except BaseException:
+        db.close()
+        raise
 
 
 @vault_app.command("new-key")
@@ -462,11 +628,15 @@ def vault_set(
     secret = value if value is not None else sys.stdin.read().strip()
     if not secret:
         raise _fail("empty secret")
-    vault = _vault(config, database_url_)
+    vault, db = _vault_with_audit(config, database_url_)
     try:
-        vault.set(name, secret)
+        vault.set(name, secret, audit=lambda conn: audit.append(
+            db, conn, actor=_cli_actor(), action="vault.secret_set", target=f"vault:{name}"))
+    except VaultError as exc:
+        raise _fail(str(exc)) from None
     finally:
         vault.close()
+        db.close()
     out.print(f"stored {name}")
 
 
@@ -504,12 +674,104 @@ def vault_rotate(
         new_key = decode_master_key(new_key_file.read_text())
     except (OSError, VaultError) as exc:
         raise _fail(f"cannot use {new_key_file}: {exc}") from None
-    vault = _vault(config, database_url_)
+    vault, db = _vault_with_audit(config, database_url_)
     try:
-        moved = vault.rotate(new_key)
+        moved = vault.rotate(new_key, audit=lambda conn, moved: audit.append(
+            db, conn, actor=_cli_actor(), action="vault.key_rotated", target="vault", details={"secrets": moved}))
+    except VaultError as exc:
+        raise _fail(f"{exc}; the vault is unchanged") from None
     finally:
         vault.close()
+        db.close()
     out.print(f"re-encrypted {moved} secret(s); point LEDGERLINK_MASTER_KEY_FILE at {new_key_file} now")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="who or what holds it: a-z, 0-9, '.', '_', '-'")],
+    role: Annotated[str, typer.Option(help="viewer (read), operator (also replay, decide, reconcile) or admin")],
+    config: ConfigOption = None,
+    database_url_: DatabaseOption = None,
+) -> None:
+    """Make an API token and print it once (only its digest is stored)."""
+    from ledgerlink.model import InvalidInput
+    from ledgerlink.runtime import tokens
+
+    db = _database(config, database_url_)
+    try:
+        secret = db.write_sync(lambda conn: tokens.create(db, conn, name=name, role=role, actor=_cli_actor()))
+    except (InvalidInput, tokens.TokenExists) as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        db.close()
+    err.print(f"made token {name} ({role}); it is shown this once, keep it now:", highlight=False)
+    typer.echo(secret)
+
+
+@tokens_app.command("list")
+def tokens_list(config: ConfigOption = None, database_url_: DatabaseOption = None) -> None:
+    """List tokens: name, role, who made and revoked them, when (never a secret)."""
+    from ledgerlink.runtime import tokens
+
+    db = _database(config, database_url_)
+    try:
+        found = db.read_sync(tokens.list_tokens)
+    finally:
+        db.close()
+    table = Table("name", "role", "created", "by", "revoked", "by")
+
+    def when(at: float | None) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.gmtime(at)) if at else ""
+
+    for token in found:
+        table.add_row(token.name, token.role.value, when(token.created_at), token.created_by,
+                      when(token.revoked_at), token.revoked_by or "")
+    out.print(table)
+    out.print(f"{sum(t.revoked_at is None for t in found)} active, {sum(t.revoked_at is not None for t in found)} revoked")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(name: str, config: ConfigOption = None, database_url_: DatabaseOption = None) -> None:
+    """Revoke a token: it stops working at once (its name is never reused)."""
+    from ledgerlink.runtime import tokens
+
+    db = _database(config, database_url_)
+    try:
+        db.write_sync(lambda conn: tokens.revoke(db, conn, name=name, actor=_cli_actor()))
+    except tokens.UnknownToken as exc:
+        raise _fail(str(exc), code=1) from None
+    finally:
+        db.close()
+    out.print(f"revoked {name}")
+
+
+@app.command("audit")
+def audit_log(
+    config: ConfigOption = None,
+    database_url_: DatabaseOption = None,
+    target: Annotated[str | None, typer.Option(help="the record acted on, e.g. token:ops, event:42")] = None,
+    action: Annotated[str | None, typer.Option(help="e.g. dlq.replayed; ending in '.' matches a prefix")] = None,
+    actor: Annotated[str | None, typer.Option(help="e.g. admin:ops, cli:ann")] = None,
+    before: Annotated[int | None, typer.Option(help="entries older than this seq (paging)")] = None,
+    limit: int = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table")] = False,
+) -> None:
+    """The audit log, newest first: who did what to which record, when."""
+    db = _database(config, database_url_)
+    try:
+        found = db.read_sync(lambda conn: audit.entries(conn, target=target, action=action, actor=actor,
+                                                        before=before, limit=limit))
+    finally:
+        db.close()
+    if as_json:
+        for entry in found:
+            typer.echo(json.dumps(entry.as_dict(), default=str))
+        return
+    table = Table("seq", "at (UTC)", "actor", "action", "target", "details")
+    for entry in found:
+        table.add_row(str(entry.seq), entry.at.strftime("%Y-%m-%d %H:%M:%S"), entry.actor, entry.action, entry.target,
+                      json.dumps(entry.details, default=str)[:80])
+    out.print(table)
 
 
 def main(argv: list[str] | None = None) -> Any:

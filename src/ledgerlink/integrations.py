@@ -21,19 +21,55 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ledgerlink.connectors import registry
-from ledgerlink.connectors.kit.protocols import BackOffice, PaymentGateway
+from ledgerlink.connectors.kit.guard import guarded_transport
+from ledgerlink.connectors.kit.protocols import BackOffice, NotificationChannel, PaymentGateway
 from ledgerlink.flows.context import Job, MessageHandler
 from ledgerlink.flows.disputes import DisputeEvents, Disputes
 from ledgerlink.flows.erp_refunds import ErpRefunds, RefundRequestEvents
 from ledgerlink.flows.events import EventFlow, GatewayEvents
+from ledgerlink.flows.fraud_review import (
+    FraudReview,
+    FraudReviewSettings,
+    ReviewDecisionEvents,
+    review_source,
+)
+from ledgerlink.flows.gap_sweep import SWEEP_JOB, GapSweep, GapSweepSettings, sweep_job
 from ledgerlink.flows.jobs import RECONCILE_DAY, poll_job, reconcile_day_job, reconcile_schedule_job
 from ledgerlink.flows.money_back import MoneyBack
 from ledgerlink.flows.order_to_cash import OrderToCash
 from ledgerlink.flows.polls import DisputePoll, RefundRequestPoll, dispute_source, refund_request_source
-from ledgerlink.flows.ports import CaseBook, ReconciliationLedger
+from ledgerlink.flows.ports import (
+    CardRetryLedger,
+    CaseBook,
+    InboxIndex,
+    NotificationOutbox,
+    ReconciliationLedger,
+    ReviewQueue,
+    RiskLedger,
+)
+from ledgerlink.flows.profile_sync import (
+    PROFILE_POLL_JOB,
+    CustomerChangeEvents,
+    CustomerChangePoll,
+    ProfileSync,
+    ProfileSyncSettings,
+    customer_change_source,
+    poll_customer_changes_job,
+)
 from ledgerlink.flows.settlement import SettlementReconciliation, SettlementSettings
+from ledgerlink.flows.subscriptions import (
+    RENEW_JOB,
+    SUBSCRIPTION_SOURCE,
+    RenewalCharges,
+    SubscriptionEvents,
+    Subscriptions,
+    SubscriptionSettings,
+    renew_job,
+)
 from ledgerlink.mappings.spec import MappingSpec
 from ledgerlink.runtime.db import DEFAULT_DATABASE_URL, Database
+from ledgerlink.runtime.flow_control import FlowControl
+from ledgerlink.runtime.notifications import NotificationSender, SenderSettings
 from ledgerlink.runtime.scheduler import ScheduleSpec, prune_inbox_job
 from ledgerlink.runtime.settings import RuntimeSettings
 
@@ -77,6 +113,10 @@ class FlowsSection(BaseModel):
     disputes: PollToggle = Field(default_factory=PollToggle)
     erp_refunds: PollToggle = Field(default_factory=lambda: PollToggle(poll_cron="* * * * *"))
     settlement: SettlementSettings = Field(default_factory=SettlementSettings)
+    subscriptions: SubscriptionSettings = Field(default_factory=SubscriptionSettings)
+    profile_sync: ProfileSyncSettings = Field(default_factory=ProfileSyncSettings)
+    fraud_review: FraudReviewSettings = Field(default_factory=FraudReviewSettings)
+    gap_sweep: GapSweepSettings = Field(default_factory=GapSweepSettings)  # webhooks that never came
 
 
 class HousekeepingSection(BaseModel):
@@ -84,6 +124,16 @@ class HousekeepingSection(BaseModel):
 
     inbox_retention_days: float = Field(30.0, gt=0)
     prune_cron: str = "17 3 * * *"
+
+
+class NotificationsSection(BaseModel):
+    """Where customer notices go (``type``: a notification channel, e.g. ``smtp``) and how hard to try."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = "smtp"
+    settings: dict[str, Any] = Field(default_factory=dict)
+    delivery: SenderSettings = Field(default_factory=SenderSettings)
 
 
 class IntegrationSpec(BaseModel):
@@ -99,6 +149,7 @@ class IntegrationSpec(BaseModel):
     runtime: RuntimeSettings = Field(default_factory=RuntimeSettings)
     schedules: list[ScheduleSpec] = Field(default_factory=list)
     housekeeping: HousekeepingSection = Field(default_factory=HousekeepingSection)
+    notifications: NotificationsSection | None = None
 
 
 def _problems(exc: ValidationError, prefix: str = "") -> list[str]:
@@ -173,10 +224,15 @@ def database_url(spec: IntegrationSpec | None, override: str | None = None) -> s
 
 @dataclass
 class Records:
-    """The engine's own storage the flows use (cases, reconciliation ledger)."""
+    """The engine's own storage the flows use (cases, reconciliation ledger, review queue, risk scores)."""
 
     cases: CaseBook
     ledger: ReconciliationLedger
+    reviews: ReviewQueue | None = None
+    risk: RiskLedger | None = None
+    outbox: NotificationOutbox | None = None
+    card_retries: CardRetryLedger | None = None
+    inbox: InboxIndex | None = None  # what the gap sweep checks before storing an event
 
 
 @dataclass
@@ -191,6 +247,16 @@ class Integration:
     flow_jobs: dict[str, Job] = field(default_factory=dict)
     flow_schedules: list[ScheduleSpec] = field(default_factory=list)
     settlement: SettlementReconciliation | None = None
+    subscriptions: Subscriptions | None = None
+    notifier: NotificationChannel | None = None
+    flow_control: FlowControl | None = None  # the guard in front of both connectors (the engine runs it)
+
+    def services(self, db: Database) -> list[NotificationSender]:
+        """What runs beside the workers: the sender of customer notices, when a channel is configured."""
+        if self.notifier is None:
+            return []
+        delivery = self.spec.notifications.delivery if self.spec.notifications else SenderSettings()
+        return [NotificationSender(db, self.notifier, delivery)]
 
     def jobs(self, db: Database) -> dict[str, Job]:
         return {"prune-inbox": prune_inbox_job(db, retention_days=self.spec.housekeeping.inbox_retention_days),
@@ -222,10 +288,16 @@ def build_integration(
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
     env: Mapping[str, str] | None = None,
     records: Records | None = None,
+    flow_control: FlowControl | None = None,
 ) -> Integration:
     """Build the pair. ``transports`` (by connector type) route a connector to an in-process sandbox;
-    ``records`` is the engine's storage, needed by the disputes, refund-request and settlement flows."""
-    transports = transports or {}
+    ``records`` is the engine's storage, needed by the disputes, refund-request and settlement flows;
+    ``flow_control`` guards every request of both connectors (breakers, rate limits; endpoint
+    ``<connector type>/<operation>``)."""
+    transports = dict(transports or {})
+    if flow_control is not None:
+        for system in dict.fromkeys((spec.gateway.type, spec.back_office.type)):
+            transports[system] = guarded_transport(flow_control, system=system, inner=transports.get(system))
     gateway_settings = resolve_references(spec.gateway.settings, vault=vault, where="gateway.settings", env=env)
     if spec.mapping.statuses.gateway:
         gateway_settings = {**gateway_settings, "status_map": {
@@ -244,9 +316,26 @@ def build_integration(
     back_office = _build(back_office_factory, back_office_settings, transports.get(spec.back_office.type),
                          "back_office")
     try:
-        return _assemble(spec, gateway, back_office, records)
+        integration = _assemble(spec, gateway, back_office, records)
     except ValueError as exc:  # a flow that lacks what it needs (an account, a store) says which
         raise ConfigError("integration", [str(exc)]) from None
+    if spec.notifications is not None:
+        integration.notifier = _notifier(spec.notifications, vault=vault, env=env)
+    integration.flow_control = flow_control
+    return integration
+
+
+def _notifier(section: NotificationsSection, *, vault: SecretLookup | None,
+              env: Mapping[str, str] | None) -> NotificationChannel:
+    settings = resolve_references(section.settings, vault=vault, where="notifications.settings", env=env)
+    try:
+        factory = registry.notifier_factory(section.type)
+    except registry.UnknownConnector as exc:
+        raise ConfigError("integration", [f"notifications.type: {exc}"]) from None
+    try:
+        return factory(settings)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise ConfigError("integration", _problems(exc, prefix="notifications.settings.")) from None
 
 
 def _assemble(spec: IntegrationSpec, gateway: PaymentGateway, back_office: BackOffice,
@@ -289,6 +378,39 @@ def _assemble(spec: IntegrationSpec, gateway: PaymentGateway, back_office: BackO
         jobs[RECONCILE_DAY] = reconcile_day_job(settlement)
         schedules.append(ScheduleSpec(name="reconcile-settlement", cron=flows_spec.settlement.cron,
                                       job="reconcile-settlement", timezone=flows_spec.settlement.timezone))
+    if flows_spec.fraud_review.enabled:
+        stores = need_records("fraud_review")
+        if not flows_spec.order_to_cash.enabled:
+            raise ValueError("flows.fraud_review needs flows.order_to_cash: it posts the orders it holds")
+        if stores.reviews is None or stores.risk is None:
+            raise ValueError("flows.fraud_review needs the engine's review queue and risk ledger")
+        fraud_review = FraudReview(gateway, order_to_cash, stores.reviews, stores.risk, flows_spec.fraud_review)
+        flows.insert(0, fraud_review)  # ahead of order to cash: it posts through it, then scores and opens cases
+        handlers[review_source(gateway.name)] = ReviewDecisionEvents(fraud_review)
+    if flows_spec.profile_sync.enabled:
+        profile_sync = ProfileSync(gateway, back_office, flows_spec.profile_sync, need_records("profile_sync").cases)
+        flows.append(profile_sync)  # token events
+        handlers[customer_change_source(back_office)] = CustomerChangeEvents(profile_sync)
+        jobs[PROFILE_POLL_JOB] = poll_customer_changes_job(CustomerChangePoll(profile_sync))
+        schedules.append(ScheduleSpec(name=PROFILE_POLL_JOB, cron=flows_spec.profile_sync.poll_cron,
+                                      job=PROFILE_POLL_JOB))
+    subscriptions: Subscriptions | None = None
+    if flows_spec.subscriptions.enabled:
+        stores = need_records("subscriptions")
+        if stores.outbox is None or stores.card_retries is None:
+            raise ValueError("flows.subscriptions needs the engine's notification outbox and card retry ledger")
+        sub_settings = flows_spec.subscriptions
+        subscriptions = Subscriptions(gateway, back_office, spec.mapping, sub_settings, cases=stores.cases,
+                                      outbox=stores.outbox, card_retries=stores.card_retries)
+        flows.insert(0, RenewalCharges(sub_settings.order_reference_prefix, gateway, flows))  # already posted
+        handlers[SUBSCRIPTION_SOURCE] = SubscriptionEvents(subscriptions)
+        jobs[RENEW_JOB] = renew_job(subscriptions)
+        schedules.append(ScheduleSpec(name=RENEW_JOB, cron=sub_settings.cron, job=RENEW_JOB,
+                                      timezone=sub_settings.timezone))
+    if flows_spec.gap_sweep.enabled:
+        jobs[SWEEP_JOB] = sweep_job(GapSweep(gateway, flows_spec.gap_sweep, records.inbox if records else None))
+        schedules.append(ScheduleSpec(name=SWEEP_JOB, cron=flows_spec.gap_sweep.cron, job=SWEEP_JOB))
     handlers[gateway.name] = GatewayEvents(gateway, flows)
     return Integration(spec=spec, gateway=gateway, back_office=back_office, handlers=handlers, flows=flows,
-                       flow_jobs=jobs, flow_schedules=schedules, settlement=settlement)
+                       flow_jobs=jobs, flow_schedules=schedules, settlement=settlement,
+                       subscriptions=subscriptions)

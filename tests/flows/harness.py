@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -26,7 +26,11 @@ from ledgerlink.connectors.dynamics_sl.sandbox import create_app as create_sl_ap
 from ledgerlink.integrations import Integration, Records, build_integration, parse_integration
 from ledgerlink.model import AuthorizationRequest, Money, Party, Payment, PaymentToken
 from ledgerlink.runtime import Database, Engine
+from ledgerlink.runtime.card_retries import DatabaseCardRetryLedger
+from ledgerlink.runtime.inbox_index import DatabaseInboxIndex
+from ledgerlink.runtime.notifications import DatabaseNotificationOutbox
 from ledgerlink.runtime.records import DatabaseCaseBook, DatabaseReconciliationLedger
+from ledgerlink.runtime.reviews import DatabaseReviewQueue, DatabaseRiskLedger
 from ledgerlink.runtime.schema import UNFINISHED, inbox
 from ledgerlink.runtime.stats import engine_stats
 from ledgerlink.service.app import create_app
@@ -65,8 +69,9 @@ ALL_FLOWS = {"refunds": {"enabled": True}, "disputes": {"enabled": True}, "erp_r
 
 
 def integration_document(mapping: dict[str, Any] | None = None, runtime: dict[str, Any] | None = None,
-                         gateway: dict[str, Any] | None = None, flows: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
+                         gateway: dict[str, Any] | None = None, flows: dict[str, Any] | None = None,
+                         notifications: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {**({"notifications": notifications} if notifications else {}),
         "name": "sl-cybersource-test",
         "gateway": {"type": "cybersource", "settings": {
             "base_url": "http://cybersource.sandbox", "host": "apitest.cybersource.com", **CS_CREDENTIALS,
@@ -92,6 +97,7 @@ class Pair:
     engine_http: httpx.AsyncClient
     sl_http: httpx.AsyncClient
     storefront: Any  # a CybersourceGateway used as the merchant's web shop
+    app: Any = None  # the engine's ASGI app (its routes, for tests that walk them)
 
     @property
     def sl(self) -> Any:
@@ -175,7 +181,14 @@ async def running_pair(
     sl_settings: dict[str, Any] | None = None,
     flows: dict[str, Any] | None = None,
     cybersource_settings: dict[str, Any] | None = None,
+    notifications: dict[str, Any] | None = None,
+    business_clock: Callable[[], float] | None = None,
+    schedules: bool = False,
+    vault: Callable[[str], str] | None = None,
 ) -> AsyncIterator[Pair]:
+    """``business_clock``: the time flows see and cron ticks by (the machinery keeps real time);
+    ``schedules``: run the integration's cron schedules (off by default: a test drives its jobs itself);
+    ``notifications``: the integration file's section (a channel, e.g. an SMTP sink's port)."""
     engine_proxy = LateApp()
     cybersource = Sandbox(
         {"subscriptions": [{"url": "http://engine.local/webhooks/cybersource"}],
@@ -184,13 +197,18 @@ async def running_pair(
         webhook_transport=httpx.ASGITransport(app=engine_proxy),
     )
     sl_app = create_sl_app({"database": str(tmp_path / "sl.db"), **(sl_settings or {})})
-    spec = parse_integration(integration_document(mapping, runtime, gateway, flows))
+    spec = parse_integration(integration_document(mapping, runtime, gateway, flows, notifications))
     db = Database(database_url, schema=schema)
-    records = Records(cases=DatabaseCaseBook(db), ledger=DatabaseReconciliationLedger(db))
-    integration = build_integration(spec, records=records, transports={
+    records = Records(cases=DatabaseCaseBook(db), ledger=DatabaseReconciliationLedger(db),
+                      reviews=DatabaseReviewQueue(db, buckets=spec.runtime.buckets), risk=DatabaseRiskLedger(db),
+                      outbox=DatabaseNotificationOutbox(db), card_retries=DatabaseCardRetryLedger(db),
+                      inbox=DatabaseInboxIndex(db))
+    integration = build_integration(spec, records=records, vault=vault, transports={
         "cybersource": httpx.ASGITransport(app=cybersource.app), "dynamics_sl": httpx.ASGITransport(app=sl_app),
     })
-    engine = Engine(db, handlers=integration.handlers, settings=spec.runtime, jobs=integration.jobs(db))
+    engine = Engine(db, handlers=integration.handlers, settings=spec.runtime, jobs=integration.jobs(db),
+                    business_clock=business_clock, schedules=integration.schedules() if schedules else (),
+                    services=integration.services(db))
     app = create_app(integration, engine, admin_tokens=[ADMIN_TOKEN], manage_engine=False)
     engine_proxy.app = app
     storefront = build_gateway(integration_document()["gateway"]["settings"],
@@ -202,7 +220,7 @@ async def running_pair(
     await engine.start()
     await cybersource.start()
     try:
-        yield Pair(cybersource, sl_app, engine, integration, db, engine_http, sl_http, storefront)
+        yield Pair(cybersource, sl_app, engine, integration, db, engine_http, sl_http, storefront, app=app)
     finally:
         await cybersource.stop()
         await engine.stop()

@@ -144,6 +144,23 @@ async def test_a_mapping_the_back_office_refuses_dead_letters_the_event_with_the
         assert await pair.sl_get("customers") != []  # the customer step ran before; it is kept, not half-undone
 
 
+async def test_a_mapping_that_renders_a_card_number_dead_letters_the_event_and_sends_nothing(
+    tmp_path: Path, database_target: tuple[str, str | None]
+) -> None:
+    url, schema = database_target
+    # each half passes every check on its own (the gateway, the webhook edge); the mapping joins them
+    mapping = {"fields": {"order": {"User3": "{merchant_defined.3}{merchant_defined.4}"}}}
+    async with running_pair(tmp_path, url, schema, mapping=mapping) as pair:
+        await pair.pay("WEB-8201", "15.00", merchant_defined={"3": "4111 1111", "4": " 1111 1111"})
+        await pair.settle()
+        assert await pair.orders_for("WEB-8201") == []
+        listing = (await pair.engine_http.get("/admin/dlq")).json()
+        assert listing["total"] == 1
+        detail = (await pair.engine_http.get(f"/admin/dlq/{listing['items'][0]['seq']}")).json()
+        assert detail["evidence"]["issues"][0]["field"] == "mapping.fields.order.User3"
+        assert detail["attempts"] == 1 and "1111 1111 1111" not in str(detail)
+
+
 async def test_a_capture_that_overtakes_its_authorisation_builds_the_order_from_the_authorisation(
     tmp_path: Path, database_target: tuple[str, str | None]
 ) -> None:

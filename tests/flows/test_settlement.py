@@ -50,7 +50,7 @@ from ledgerlink.model import (
 )
 from ledgerlink.processes import ChildProcess, free_port, wait_http
 from ledgerlink.runtime.scheduler import Scheduler
-from ledgerlink.runtime.schema import reconciliations, schedules, settled
+from ledgerlink.runtime.schema import reconciliations, schedules, settled_days
 from tests.flows.harness import (
     ACCOUNTS,
     ALL_FLOWS,
@@ -191,7 +191,9 @@ def gl_sum(lines: list[Any], account: str, column: str) -> Decimal:
 
 
 def settled_rows(pair: Pair) -> int:
-    return int(pair.db.read_sync(lambda conn: conn.execute(select(func.count()).select_from(settled)).scalar_one()))
+    """Lines remembered as settled: one blob per gateway and day (``ll_settled_days``)."""
+    return int(pair.db.read_sync(lambda conn: conn.execute(
+        select(func.coalesce(func.sum(settled_days.c.lines), 0))).scalar_one()))
 
 
 # --- the oracle: what the sandbox really settled against what its report says ------------------
@@ -537,6 +539,58 @@ async def test_a_posting_that_reaches_sl_after_its_settlement_resolves_its_case(
     await rerun(pair, DAY)  # and the day itself, re-run, now matches it: nothing opens again
     assert await open_cases(pair) == []
     assert (await latest_report(pair, DAY))["summary"]["discrepancies"] == 0
+
+
+async def test_days_missed_while_the_engine_was_down_are_each_reconciled_once(pair: Pair) -> None:
+    cs = pair.cybersource
+    cron = Cron(pair)
+    for offset in range(4):
+        day = DAY + timedelta(days=offset)
+        await sell(pair, day, 2, prefix=f"WEB-O{offset}")
+        cs.settlements.close(day)
+    await cron.tick(DAY)
+    await rerun(pair, DAY + timedelta(days=2))  # someone reconciles a day by hand while the engine is down
+    # the engine comes back the morning after DAY + 3: one scheduler pass, through every tick it missed
+    await cron.tick(DAY + timedelta(days=3))
+    for offset in range(4):
+        day = DAY + timedelta(days=offset)
+        assert [r["status"] for r in await runs(pair, day)] == ["succeeded"], day
+        assert (await latest_report(pair, day))["summary"]["lines"] == 2
+    assert await open_cases(pair) == [] and len(gl_batches(pair)) == 4
+    # the missed days were asked for under each day's own event id: the next tick asks for its day only
+    await cron.tick(DAY + timedelta(days=4))
+    for offset in range(4):
+        assert len(await runs(pair, DAY + timedelta(days=offset))) == 1
+    assert pair.stats()["events"].get("dead", 0) == 1  # DAY + 4 never closed: its run waits in the DLQ
+
+
+class _Ledger:
+    def __init__(self, reconciled: set[date]) -> None:
+        self.reconciled = reconciled
+
+    async def reconciled_days(self, gateway: str, first: date, last: date) -> set[date]:
+        return {day for day in self.reconciled if first <= day <= last}
+
+
+@pytest.mark.parametrize(("catch_up_days", "done", "expected"), [
+    (7, set(), [DAY - timedelta(days=n) for n in (4, 3, 2, 1, 0)]),
+    (3, set(), [DAY - timedelta(days=n) for n in (2, 1, 0)]),
+    (7, {DAY - timedelta(days=3)}, [DAY - timedelta(days=n) for n in (4, 2, 1, 0)]),
+])
+async def test_the_days_a_late_tick_stands_for(catch_up_days: int, done: set[date], expected: list[date]) -> None:
+    from ledgerlink.flows.settlement import SettlementReconciliation, SettlementSettings
+
+    class Gateway:
+        name = "cybersource"
+
+    flow = SettlementReconciliation(
+        Gateway(), None, parse_integration(integration_document()).mapping,  # type: ignore[arg-type]
+        SettlementSettings(enabled=True, catch_up_days=catch_up_days), cases=None,  # type: ignore[arg-type]
+        ledger=_Ledger(done))  # type: ignore[arg-type]
+    fires = at(DAY + timedelta(days=1), 6, 30).timestamp()  # the tick for DAY
+    assert await flow.days_due(fires) == [DAY]
+    assert await flow.days_due(fires - 4 * 86400, fires) == expected
+    assert await flow.days_due(fires - 4 * 86400, fires + 600) == expected  # any time after the last tick
 
 
 # --- any settlement: journals balance and post the net deposit -----------------------------------

@@ -23,6 +23,11 @@ BACK_OFFICES: dict[str, str] = {
 SANDBOXES: dict[str, str] = {
     "cybersource": "ledgerlink.connectors.cybersource.sandbox:create_app",
     "dynamics_sl": "ledgerlink.connectors.dynamics_sl.sandbox:create_app",
+    "smtp": "ledgerlink.connectors.smtp.sandbox:create_app",
+}
+
+NOTIFIERS: dict[str, str] = {
+    "smtp": "ledgerlink.connectors.smtp:build_channel",
 }
 
 
@@ -50,3 +55,7 @@ def back_office_factory(name: str) -> Callable[..., Any]:
 
 def sandbox_factory(name: str) -> Callable[..., Any]:
     return _load(SANDBOXES, name, "sandbox")
+
+
+def notifier_factory(name: str) -> Callable[..., Any]:
+    return _load(NOTIFIERS, name, "notification channel")

@@ -1,4 +1,9 @@
-"""From a stored webhook to the flows: the inbox handler for a gateway source."""
+"""From a stored webhook to the flows: the inbox handler for a gateway source.
+
+Most events are webhooks, re-parsed from their raw bytes. An event the engine made itself for the same
+source (the gap sweep's, for a notification that never came) carries ``SYNTHETIC_HEADER`` and the canonical
+event as JSON; webhook intake keeps only the gateway's own headers, so no sender can pass one off as that.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from typing import Protocol
 from ledgerlink.connectors.kit.protocols import WebhookSource
 from ledgerlink.flows.context import FlowContext, Ignored, InboundMessage
 from ledgerlink.model import EventType, PaymentEvent
+
+SYNTHETIC_HEADER = "x-ledgerlink-synthetic"  # value: what made the event (e.g. the gap sweep's job name)
 
 
 class EventFlow(Protocol):
@@ -26,7 +33,10 @@ class GatewayEvents:
         self.flows = tuple(flows)
 
     async def __call__(self, message: InboundMessage, ctx: FlowContext) -> None:
-        event = self.source.parse_webhook(message.headers, message.body)
+        if message.headers.get(SYNTHETIC_HEADER):
+            event = PaymentEvent.model_validate_json(message.body)
+        else:
+            event = self.source.parse_webhook(message.headers, message.body)
         if event.event_type is EventType.UNKNOWN:
             raise Ignored(f"{event.gateway_event_type} is not an event ledgerlink acts on")
         for flow in self.flows:

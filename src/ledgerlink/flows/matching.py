@@ -81,15 +81,20 @@ def _with_occurrence(frame: pl.DataFrame, keys: list[str], order: str) -> pl.Dat
 
 
 def _split_duplicates(frame: pl.DataFrame, keys: list[str], order: str) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(frame with only the first copy of each key, the later copies). Duplicates are rare, so only the
-    duplicated rows are ranked; the rest pass through untouched."""
-    mask = pl.struct(keys).is_duplicated()
-    repeated = frame.filter(mask)
+    """(frame with only the first copy of each key, the later copies). Duplicates are rare: the keys' hashes
+    pick the few rows that may repeat, only those are compared exactly and ranked, and the rest pass through."""
+    maybe = frame.select(pl.struct(keys).hash().is_duplicated()).to_series()
+    if not maybe.any():
+        return frame, frame.clear()
+    suspects = frame.filter(maybe)
+    exact = suspects.select(pl.struct(keys).is_duplicated()).to_series()
+    repeated = suspects.filter(exact)
     if not repeated.height:
-        return frame, repeated
+        return frame, frame.clear()
     ranked = _with_occurrence(repeated, keys, order)
     firsts = ranked.filter(pl.col("occ") == 0).drop("occ")
-    return pl.concat([frame.filter(~mask), firsts], how="vertical_relaxed"), ranked.filter(pl.col("occ") > 0)
+    kept = pl.concat([frame.filter(~maybe), suspects.filter(~exact), firsts], how="vertical_relaxed")
+    return kept, ranked.filter(pl.col("occ") > 0)
 
 
 def match(lines: pl.DataFrame, postings: pl.DataFrame, *, day: date, settings: MatchSettings) -> MatchResult:
@@ -104,27 +109,37 @@ def match(lines: pl.DataFrame, postings: pl.DataFrame, *, day: date, settings: M
     problems.append(_discrepancy(
         repeated.rename({"cents": "line_cents", "currency": "line_currency"})
         .with_columns(pl.col("line_currency").alias("currency")), CaseType.DUPLICATE))
-    with_txn, repeated = _split_duplicates(postings.filter(pl.col("txn").is_not_null()), ["txn", "kind"], "post")
+    without_txn = postings.get_column("txn").null_count()  # usually none: then no copy is made to set them aside
+    with_txn, repeated = _split_duplicates(postings.filter(pl.col("txn").is_not_null()) if without_txn else postings,
+                                           ["txn", "kind"], "post")
     problems.append(_discrepancy(
         repeated.rename({"cents": "post_cents", "currency": "post_currency"})
         .with_columns(pl.col("post_currency").alias("currency")), CaseType.DUPLICATE))
-    postings = pl.concat([with_txn, postings.filter(pl.col("txn").is_null())], how="vertical_relaxed")
+    if without_txn:
+        with_txn = pl.concat([with_txn, postings.filter(pl.col("txn").is_null())], how="vertical_relaxed")
+    postings = with_txn
     del with_txn, repeated
 
     # 1. by transaction id (only keys and amounts travel through the big join; the few mismatched rows
-    #    fetch their other columns afterwards, which keeps memory near the size of the inputs)
-    pairs = lines.select("line", "txn", "kind", "cents", "currency").join(
-        postings.filter(pl.col("txn").is_not_null()).select("post", "txn", "kind", "cents", "currency"),
-        on=["txn", "kind"], how="inner", suffix="_p",
+    #    fetch their other columns afterwards, which keeps memory near the size of the inputs). The join is on
+    #    one integer, a hash of (txn, kind), then the keys are compared: half the work of joining on two strings
+    key = pl.struct("txn", "kind").hash().alias("key")
+    pairs = lines.select("line", "txn", "kind", "cents", "currency", key).join(
+        postings.select("post", "txn", "kind", "cents", "currency", key),  # a null txn joins nothing below
+        on="key", how="inner", suffix="_p",
+    ).filter((pl.col("txn") == pl.col("txn_p")) & (pl.col("kind") == pl.col("kind_p"))).drop(
+        "key", "txn_p", "kind_p",
     ).rename({"cents": "line_cents", "currency": "line_currency", "cents_p": "post_cents",
               "currency_p": "post_currency"})
     same_currency = pl.col("line_currency") == pl.col("post_currency")
     within = (pl.col("line_cents") - pl.col("post_cents")).abs() <= tolerance
     matched.append(pairs.filter(same_currency & within).select("line", "post", pl.lit("id").alias("stage")))
     off = pairs.filter(~(same_currency & within))
-    if off.height:
-        off = (off.join(lines.select("line", "order_ref", "batch"), on="line", how="left")
-               .join(postings.select("post", "ref"), on="post", how="left")
+    if off.height:  # few rows: their lines and postings are picked out first, not joined against the millions
+        off_lines = lines.filter(pl.col("line").is_in(off.get_column("line").implode()))
+        off_posts = postings.filter(pl.col("post").is_in(off.get_column("post").implode()))
+        off = (off.join(off_lines.select("line", "order_ref", "batch"), on="line", how="left")
+               .join(off_posts.select("post", "ref"), on="post", how="left")
                .with_columns(pl.col("line_currency").alias("currency")))
         problems.append(_discrepancy(off.filter(pl.col("line_currency") != pl.col("post_currency")),
                                      CaseType.CURRENCY_MISMATCH))

@@ -162,13 +162,14 @@ class OrderToCash:
     def _lines(self, payment: Payment) -> tuple[OrderLine, ...]:
         rules = self.mapping.order
         revenue = self.mapping.accounts.sales
-        single = (OrderLine(sku=rules.line_sku, description=self.mapping.render(rules.line_description, payment),
-                            unit_price=payment.amount, revenue_account=revenue),)
+        described = self.mapping.render(rules.line_description, payment, field="mapping.order.line_description")
+        single = (OrderLine(sku=rules.line_sku, description=described, unit_price=payment.amount,
+                            revenue_account=revenue),)
         if not payment.line_items:
             return single
         lines = tuple(
             OrderLine(sku=item.sku or rules.line_sku,
-                      description=item.description or self.mapping.render(rules.line_description, payment),
+                      description=item.description or described,
                       quantity=item.quantity, unit_price=item.unit_price, revenue_account=revenue)
             for item in payment.line_items
         )
@@ -205,7 +206,8 @@ class OrderToCash:
             lines=self._lines(payment),
             status=OrderStatus.ON_HOLD if on_hold else OrderStatus.OPEN,
             hold_reason=self._hold_reason(payment) if on_hold else None,
-            custom_fields=self.mapping.render_fields(self.mapping.fields.order, payment),
+            custom_fields=self.mapping.render_fields(self.mapping.fields.order, payment,
+                                                     section="mapping.fields.order"),
             refs=(payment.ref,),
         )
 
@@ -258,7 +260,8 @@ class OrderToCash:
             invoice = Invoice(
                 key=invoice_key, customer_id=customer_id, order=order_ref,
                 amount=Money.of(order["total"], order["currency"]), invoice_date=received_at,
-                description=self.mapping.render(rules.invoice_description, payment),
+                description=self.mapping.render(rules.invoice_description, payment,
+                                                field="mapping.order.invoice_description"),
             )
 
             async def create_invoice() -> str:
@@ -278,9 +281,11 @@ class OrderToCash:
             key=receipt_key, customer_id=customer_id, amount=payment.amount, received_at=received_at,
             kind=ReceiptKind.APPLIED if apply_to else ReceiptKind.PREPAYMENT,
             order=order_ref, apply_to=apply_to,
-            description=self.mapping.render(rules.invoice_description, payment),
+            description=self.mapping.render(rules.invoice_description, payment,
+                                            field="mapping.order.invoice_description"),
             gateway_ref=payment.ref, deposit_account=self.mapping.accounts.card_clearing,
-            custom_fields=self.mapping.render_fields(self.mapping.fields.receipt, payment),
+            custom_fields=self.mapping.render_fields(self.mapping.fields.receipt, payment,
+                                                      section="mapping.fields.receipt"),
         )
 
         async def create_receipt() -> str:

@@ -3,8 +3,10 @@ to the general ledger.
 
 One run reconciles one settlement day of one merchant:
 
-1. read the day's settlement (an unreadable report fails the run before anything is posted, and the
-   scheduler retries it);
+1. read the day's settlement and, at the same time, what the back office posted around it, both as
+   columns (``settlement_frame``, ``posted_frame``: a large day is a million lines on each side, far too
+   many for one object each). An unreadable report fails the run before anything is posted, and the
+   scheduler retries it;
 2. match its lines against the receipts and refunds the back office holds (``matching``), leaving out
    postings already reconciled with an earlier day's settlement;
 3. post one balanced journal per settlement batch (gross to card clearing, refunds, fees, chargebacks,
@@ -25,19 +27,21 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import polars as pl
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ledgerlink.connectors.kit.columns import PostedFrame, SettlementFrame, money_sum
 from ledgerlink.connectors.kit.errors import NotFound, Rejected, RetryableError
 from ledgerlink.connectors.kit.protocols import BackOffice, PaymentGateway
 from ledgerlink.flows.context import FlowContext
-from ledgerlink.flows.matching import LINE_SCHEMA, POSTING_SCHEMA, MatchResult, MatchSettings, match
+from ledgerlink.flows.matching import LINE_SCHEMA, MatchResult, MatchSettings, match
 from ledgerlink.flows.ports import CaseBook, ReconciliationLedger
 from ledgerlink.mappings.spec import MappingSpec
 from ledgerlink.model import (
@@ -49,10 +53,9 @@ from ledgerlink.model import (
     JournalEntry,
     Money,
     PostedKind,
-    PostedPayment,
     Posting,
-    Settlement,
     SettlementBatch,
+    SettlementBatchTotals,
     Side,
     Task,
     currency_exponent,
@@ -66,6 +69,8 @@ RECONCILIATION_TYPES = (CaseType.MISSING_IN_ERP, CaseType.MISSING_IN_SETTLEMENT,
 _ABOUT_A_LINE = (CaseType.MISSING_IN_ERP, CaseType.AMOUNT_MISMATCH, CaseType.CURRENCY_MISMATCH)
 JOURNAL_ACCOUNTS = ("card_clearing", "refund_liability", "processing_fees", "chargeback_clearing", "bank")
 ITEMS_IN_REPORT = 2000
+TASKS_IN_FLIGHT = 256  # back-office tasks opened at once (a connector that batches packs them into few requests)
+T = TypeVar("T")
 
 
 class SettlementSettings(BaseModel):
@@ -78,6 +83,9 @@ class SettlementSettings(BaseModel):
     timezone: str = "UTC"  # the merchant's business day
     tolerance: Decimal = Field(Decimal("0"), ge=0, description="largest difference still counted as a match")
     lag_days: int = Field(2, ge=0, le=30, description="days a posting may wait for its settlement before a case")
+    catch_up_days: int = Field(7, ge=1, le=31, description="after downtime, how many of the most recent missed "
+                                                           "days are reconciled; older ones are left to "
+                                                           "`ledgerlink reconcile`")
 
     @field_validator("timezone")
     @classmethod
@@ -86,26 +94,27 @@ class SettlementSettings(BaseModel):
         return value
 
 
-def lines_frame(settlement: Settlement) -> pl.DataFrame:
-    rows = [
-        (line.source_line or index, line.transaction_id, line.order_reference, line.kind.value,
-         line.amount.minor_units, line.amount.currency, batch.batch_id)
-        for batch in settlement.batches for index, line in enumerate(batch.lines, start=1)
-    ]
-    frame = pl.DataFrame(rows, schema=LINE_SCHEMA, orient="row")
-    return frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("line"))  # unique ids
+def lines_frame(settlement: SettlementFrame) -> pl.DataFrame:
+    """The settlement's lines as the matcher takes them (``LINE_SCHEMA``); ``line`` numbers them from 0."""
+    return settlement.lines.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("line"), *(name for name in LINE_SCHEMA if name != "line"))
 
 
-def postings_frame(posted: Sequence[PostedPayment]) -> pl.DataFrame:
-    rows = [
-        (index, p.transaction_id, p.order_reference, "capture" if p.kind is PostedKind.RECEIPT else "refund",
-         p.amount.minor_units, p.amount.currency, p.posted_on, p.posted_at.hour if p.posted_at else None, p.ref.key)
-        for index, p in enumerate(posted)
-    ]
-    return pl.DataFrame(rows, schema=POSTING_SCHEMA, orient="row")
+def postings_frame(posted: PostedFrame, timezone: str = "UTC") -> pl.DataFrame:
+    """The postings as the matcher takes them (``POSTING_SCHEMA``): receipts are ``capture``, ``post`` numbers
+    them from 0, ``hour`` is the hour of ``posted_at`` in ``timezone`` (the merchant's business day)."""
+    return posted.payments.select(
+        pl.int_range(pl.len(), dtype=pl.Int64).alias("post"), "txn", "order_ref",
+        pl.when(pl.col("kind") == PostedKind.RECEIPT.value).then(pl.lit("capture")).otherwise(pl.lit("refund"))
+        .alias("kind"),
+        "cents", "currency", "posted_on",
+        pl.col("posted_at").dt.convert_time_zone(timezone).dt.hour().cast(pl.Int8).alias("hour"),
+        "ref",
+    )
 
 
-def settlement_journal(batch: SettlementBatch, accounts: dict[str, GLAccount], key: str) -> JournalEntry | None:
+def settlement_journal(batch: SettlementBatchTotals | SettlementBatch, accounts: dict[str, GLAccount],
+                       key: str) -> JournalEntry | None:
     """The batch's deposit, balanced: Cr card clearing gross; Dr refunds, fees, chargebacks; Dr bank net."""
     postings: list[Posting] = []
 
@@ -159,7 +168,7 @@ def _case_amount(item: dict[str, Any]) -> Money | None:
     return line or posted
 
 
-def _journal_case_key(gateway: str, batch: SettlementBatch) -> str:
+def _journal_case_key(gateway: str, batch: SettlementBatchTotals) -> str:
     return f"{CaseType.JOURNAL_REFUSED.value}:{gateway}:{batch.batch_id}:{batch.currency}"
 
 
@@ -217,42 +226,86 @@ class SettlementReconciliation:
         """A scheduled run reconciles the merchant's previous business day."""
         return datetime.fromtimestamp(tick, ZoneInfo(self.settings.timezone)).date() - timedelta(days=1)
 
+    async def days_due(self, first_tick: float, last_tick: float | None = None) -> list[date]:
+        """The days the schedule's ticks in [first_tick, last_tick] stand for (one tick, or every tick missed
+        while the engine was down), oldest first: at most ``catch_up_days`` of them, the newest, and none that
+        already has a succeeded run (one made by hand during the outage)."""
+        last_tick = max(first_tick, last_tick or first_tick)
+        zone = ZoneInfo(self.settings.timezone)
+        newest = self.day_for_tick(last_tick)
+        oldest = newest - timedelta(days=self.settings.catch_up_days - 1)
+        first = self.day_for_tick(first_tick)
+        if first < oldest:
+            log.warning("settlement reconciliation: the days %s to %s were missed while the engine was down and "
+                        "are older than %d days; not run automatically (`ledgerlink reconcile --date` runs one)",
+                        first, oldest - timedelta(days=1), self.settings.catch_up_days)
+        days = {first, newest}
+        ticks = croniter(self.settings.cron, datetime.fromtimestamp(
+            max(first_tick, last_tick - (self.settings.catch_up_days + 1) * 86400), zone))
+        while (tick := ticks.get_next(datetime).timestamp()) < last_tick:
+            days.add(self.day_for_tick(tick))
+        wanted = sorted(day for day in days if day >= oldest)
+        if len(wanted) > 1:  # catching up: skip what was reconciled meanwhile
+            done = await self.ledger.reconciled_days(self.gateway.name, wanted[0], wanted[-1])
+            wanted = [day for day in wanted if day not in done]
+        return wanted
+
     async def run(self, day: date, ctx: FlowContext, *, run_id: str | None = None) -> dict[str, Any]:
         run_id = run_id or f"{day.isoformat()}-{uuid.uuid4().hex[:10]}"
         started = time.time()
+        marks = [(time.perf_counter(), time.process_time())]  # when each stage ended: the report's "seconds"
         gateway = self.gateway.name
+        since = day - timedelta(days=self.settings.lag_days)
+        # the back office's side is read while the report downloads and parses: both are a million rows
+        reading = asyncio.ensure_future(self.back_office.posted_frame(since, day + timedelta(days=2)))
         try:
-            settlement = await self.gateway.settlement(day)
+            settlement = await self.gateway.settlement_frame(day)
         except (InvalidInput, NotFound) as exc:
+            await _abandon(reading)
             reason = "unreadable" if isinstance(exc, InvalidInput) else "not available yet"
             await self.ledger.save_report(run_id, gateway, day, "failed", {"error": str(exc)}, None, str(exc),
                                           started)
             log.warning("settlement for %s %s: %s; nothing posted, the run will be retried", day, reason, exc)
             raise RetryableError(f"settlement report for {day} {reason}: {exc}", system=gateway,
                                  operation="settlement") from exc
-
-        since = day - timedelta(days=self.settings.lag_days)
-        posted = await self.back_office.posted_payments(since, day + timedelta(days=2))
+        except BaseException:
+            await _abandon(reading)
+            raise
+        posted = await reading
+        marks.append((time.perf_counter(), time.process_time()))
         already = await self.ledger.settled_before(gateway, day, since - timedelta(days=1))
+        # keep what the rest of the run reads, and let the columns it does not go (a day is a million rows)
+        batches, line_count, merchant = settlement.batches, settlement.line_count, settlement.merchant_id
         lines = lines_frame(settlement)
-        postings = postings_frame(posted)
-        settled_earlier = pl.DataFrame(list(already), schema={"txn": pl.Utf8, "kind": pl.Utf8}, orient="row")
-        if already:
-            settled_earlier = postings.join(settled_earlier, on=["txn", "kind"], how="semi").select("txn", "kind")
+        posted_today = _posted_on(posted, day)
+        postings = postings_frame(posted, self.settings.timezone)
+        del settlement, posted
+        settled_earlier = pl.DataFrame(schema={"txn": pl.Utf8, "kind": pl.Utf8})
+        if already.height:
+            settled_earlier = postings.join(already, on=["txn", "kind"], how="semi").select("txn", "kind")
             postings = postings.join(settled_earlier, on=["txn", "kind"], how="anti")
+        del already
         tolerances = self._tolerance_cents(lines)
         result = await asyncio.to_thread(
             match, lines, postings, day=day,
             settings=MatchSettings(tolerance_cents=tolerances, lag_days=self.settings.lag_days),
         )
+        marks.append((time.perf_counter(), time.process_time()))
 
-        entries = self._journals(settlement)  # all of them balanced, or nothing is posted
+        entries = self._journals(batches)  # all of them balanced, or nothing is posted
         journals, refused = await self._post_journals(entries, ctx)
+        marks.append((time.perf_counter(), time.process_time()))
         case_counts = await self._record_cases(result, lines, postings, settled_earlier, entries, refused, ctx)
-        await self.ledger.record_settled(
-            gateway, day, lines.select("txn", "kind", "batch").unique(subset=["txn", "kind"]).iter_rows())
-        report = self._report(run_id, day, settlement, posted, postings, result, journals, refused, case_counts,
-                              started)
+        await self.ledger.record_settled(gateway, day, lines.select("txn", "kind", "batch"))
+        marks.append((time.perf_counter(), time.process_time()))
+        report = self._report(run_id, day, merchant, batches, line_count, posted_today, postings, result, journals,
+                              refused, case_counts, started)
+        marks.append((time.perf_counter(), time.process_time()))
+        stages = ("read", "match", "journals", "cases", "report")
+        report["seconds"] = {stage: round(end[0] - begin[0], 3)
+                             for stage, begin, end in zip(stages, marks[:-1], marks[1:], strict=True)}
+        report["cpu_seconds"] = {stage: round(end[1] - begin[1], 3)  # this process's, every thread's
+                                 for stage, begin, end in zip(stages, marks[:-1], marks[1:], strict=True)}
         await self.ledger.save_report(run_id, gateway, day, "succeeded", report["counts"], report, None, started)
         ctx.count("reconciliation.runs")
         ctx.outcome("reconciled, journals refused" if refused else "reconciled")
@@ -265,21 +318,21 @@ class SettlementReconciliation:
         exponent = max(currency_exponent(c) for c in currencies if c)
         return int(self.settings.tolerance.scaleb(exponent))
 
-    def _journals(self, settlement: Settlement) -> list[tuple[SettlementBatch, JournalEntry]]:
+    def _journals(self, batches: Sequence[SettlementBatchTotals]) -> list[tuple[SettlementBatchTotals, JournalEntry]]:
         """Every batch's journal, built before any is posted: one that does not balance stops the run here."""
         entries = []
-        for batch in settlement.batches:
+        for batch in batches:
             key = f"{self.back_office.name}:journal:settlement:{batch.gateway}:{batch.batch_id}:{batch.currency}"
             entry = settlement_journal(batch, self.accounts, key)
             if entry is not None:
                 entries.append((batch, entry))
         return entries
 
-    async def _post_journals(self, entries: list[tuple[SettlementBatch, JournalEntry]],
-                             ctx: FlowContext) -> tuple[list[dict[str, Any]], list[tuple[SettlementBatch, str]]]:
+    async def _post_journals(self, entries: list[tuple[SettlementBatchTotals, JournalEntry]], ctx: FlowContext,
+                             ) -> tuple[list[dict[str, Any]], list[tuple[SettlementBatchTotals, str]]]:
         """(journals posted, batches whose journal the back office refused with the reason)."""
         posted: list[dict[str, Any]] = []
-        refused: list[tuple[SettlementBatch, str]] = []
+        refused: list[tuple[SettlementBatchTotals, str]] = []
         for batch, entry in entries:
 
             async def create(entry: JournalEntry = entry) -> str:
@@ -304,8 +357,8 @@ class SettlementReconciliation:
         return posted, refused
 
     async def _record_cases(self, result: MatchResult, lines: pl.DataFrame, postings: pl.DataFrame,
-                            settled_earlier: pl.DataFrame, entries: list[tuple[SettlementBatch, JournalEntry]],
-                            refused: list[tuple[SettlementBatch, str]], ctx: FlowContext) -> dict[str, int]:
+                            settled_earlier: pl.DataFrame, entries: list[tuple[SettlementBatchTotals, JournalEntry]],
+                            refused: list[tuple[SettlementBatchTotals, str]], ctx: FlowContext) -> dict[str, int]:
         gateway = self.gateway.name
         now = datetime.now(UTC)
         found = []
@@ -325,22 +378,33 @@ class SettlementReconciliation:
                           "deposit": batch.deposit.format(), "reason": reason},
             ))
         opened = await self.cases.record(found)
-        for case in opened:
-            task = Task(key=f"task:{case.key}", subject=case.summary[:60], body=case.summary, category="reconciliation",
-                        reference=case.reference, amount=case.amount)
+        # one task per new case, all asked for at once (a day can open a thousand), attached in one write
+        limit = asyncio.Semaphore(TASKS_IN_FLIGHT)
 
-            async def open_task(task: Task = task) -> str:
+        async def open_task(case: Case) -> str:
+            task = Task(key=f"task:{case.key}", subject=case.summary[:60], body=case.summary,
+                        category="reconciliation", reference=case.reference, amount=case.amount)
+
+            async def create() -> str:
                 return (await self.back_office.open_task(task)).key
 
-            ref = await ctx.once(task.key, open_task)
-            await self.cases.attach(case.key, ref)
+            async with limit:
+                return await ctx.once(task.key, create)
+
+        outcomes = await asyncio.gather(*(open_task(case) for case in opened), return_exceptions=True)
+        await self.cases.attach_all({case.key: ref for case, ref in zip(opened, outcomes, strict=True)
+                                     if isinstance(ref, str)})
+        failed = next((ref for ref in outcomes if isinstance(ref, BaseException)), None)
+        if failed is not None:
+            raise failed
         resolved = await self._resolve_cleared(result, lines, postings, settled_earlier, entries, refused,
                                                {case.key for case in found})
         return {"opened": len(opened), "recorded": len(found), "resolved": resolved}
 
     async def _resolve_cleared(self, result: MatchResult, lines: pl.DataFrame, postings: pl.DataFrame,
-                               settled_earlier: pl.DataFrame, entries: list[tuple[SettlementBatch, JournalEntry]],
-                               refused: list[tuple[SettlementBatch, str]], found: set[str]) -> int:
+                               settled_earlier: pl.DataFrame,
+                               entries: list[tuple[SettlementBatchTotals, JournalEntry]],
+                               refused: list[tuple[SettlementBatchTotals, str]], found: set[str]) -> int:
         """Resolve the open cases this run shows are settled: a posting that has now settled, a transaction
         now matched (posted late, or corrected before a re-run), one posted after the day it settled, and a
         refused journal that has now been posted."""
@@ -375,10 +439,10 @@ class SettlementReconciliation:
             resolved += await self.cases.resolve(keys, note=note)
         return resolved
 
-    def _report(self, run_id: str, day: date, settlement: Settlement, posted: Sequence[PostedPayment],
-                postings: pl.DataFrame, result: MatchResult, journals: list[dict[str, Any]],
-                refused: list[tuple[SettlementBatch, str]], case_counts: dict[str, int],
-                started: float) -> dict[str, Any]:
+    def _report(self, run_id: str, day: date, merchant: str, batches: Sequence[SettlementBatchTotals],
+                line_count: int, posted_today: list[tuple[str, str, int]], postings: pl.DataFrame,
+                result: MatchResult, journals: list[dict[str, Any]], refused: list[tuple[SettlementBatchTotals, str]],
+                case_counts: dict[str, int], started: float) -> dict[str, Any]:
         totals: dict[str, dict[str, Money]] = {}
 
         def bucket(currency: str) -> dict[str, Money]:
@@ -387,18 +451,16 @@ class SettlementReconciliation:
                 "settled_gross", "settled_refunds", "fees", "chargebacks", "chargeback_fees", "deposit",
                 "posted_receipts", "posted_refunds")})
 
-        for batch in settlement.batches:
+        for batch in batches:
             entry = bucket(batch.currency)
             for name, value in (("settled_gross", batch.gross), ("settled_refunds", batch.refunds),
                                 ("fees", batch.fees), ("chargebacks", batch.chargebacks),
                                 ("chargeback_fees", batch.chargeback_fees), ("deposit", batch.deposit)):
                 entry[name] = entry[name] + value
-        for payment in posted:
-            if payment.posted_on != day:
-                continue
-            entry = bucket(payment.amount.currency)
-            name = "posted_receipts" if payment.kind is PostedKind.RECEIPT else "posted_refunds"
-            entry[name] = entry[name] + payment.amount
+        for currency, kind, cents in posted_today:
+            entry = bucket(currency)
+            name = "posted_receipts" if kind == PostedKind.RECEIPT.value else "posted_refunds"
+            entry[name] = entry[name] + Money.from_minor_units(int(cents), currency)
 
         by_type: dict[str, dict[str, Any]] = {}
         if result.discrepancies.height:
@@ -415,19 +477,19 @@ class SettlementReconciliation:
                     entry["amount"][row["currency"]] = money.format()
 
         hourly = self._hourly(day, postings, result)
-        counts = {"lines": sum(len(b.lines) for b in settlement.batches), "postings": postings.height,
-                  "batches": len(settlement.batches), "journals_posted": len(journals),
+        counts = {"lines": line_count, "postings": postings.height,
+                  "batches": len(batches), "journals_posted": len(journals),
                   "journals_refused": len(refused), **result.counts(),
                   **{f"cases_{k}": v for k, v in case_counts.items()}}
         return {
-            "run_id": run_id, "gateway": self.gateway.name, "merchant_id": self.merchant_id or settlement.merchant_id,
+            "run_id": run_id, "gateway": self.gateway.name, "merchant_id": self.merchant_id or merchant,
             "day": day.isoformat(), "status": "succeeded", "started_at": started, "finished_at": time.time(),
             "counts": counts,
             "totals": {cur: {k: v.format() for k, v in values.items()} for cur, values in totals.items()},
-            "batches": [{"batch_id": b.batch_id, "currency": b.currency, "lines": len(b.lines),
+            "batches": [{"batch_id": b.batch_id, "currency": b.currency, "lines": b.lines,
                          "gross": b.gross.format(), "refunds": b.refunds.format(), "fees": b.fees.format(),
                          "chargebacks": b.chargebacks.format(), "chargeback_fees": b.chargeback_fees.format(),
-                         "deposit": b.deposit.format()} for b in settlement.batches],
+                         "deposit": b.deposit.format()} for b in batches],
             "journals": journals,
             "journals_refused": [{"batch_id": b.batch_id, "currency": b.currency, "deposit": b.deposit.format(),
                                   "reason": reason} for b, reason in refused],
@@ -457,3 +519,17 @@ class SettlementReconciliation:
             points.append({"currency": row["currency"], "hour": row["hour"],
                            "posted": posted.format() if posted else "0", "settled": settled.format() if settled else "0"})
         return points
+
+
+def _posted_on(posted: PostedFrame, day: date) -> list[tuple[str, str, int]]:
+    """(currency, kind, minor units) of what the back office posted on ``day``."""
+    totals = (posted.payments.filter(pl.col("posted_on") == day).group_by("currency", "kind")
+              .agg(money_sum(pl.col("cents")).alias("cents")).sort("currency", "kind"))
+    return [(currency, kind, int(cents)) for currency, kind, cents in totals.iter_rows()]
+
+
+async def _abandon(task: Awaitable[T]) -> None:
+    """Cancel a read the run no longer needs, and wait until it has stopped (its own failure included)."""
+    future = asyncio.ensure_future(task)
+    future.cancel()
+    await asyncio.gather(future, return_exceptions=True)

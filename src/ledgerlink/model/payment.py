@@ -10,8 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledgerlink.model.money import Money
 from ledgerlink.model.party import Party, PaymentToken
+from ledgerlink.model.profiles import TokenEvent
 from ledgerlink.model.refs import ExternalRef
+from ledgerlink.model.review import ReviewVerdict, RiskReason
 from ledgerlink.model.status import PaymentStatus
+from ledgerlink.model.subscriptions import DeclineCategory
 
 
 class PaymentKind(StrEnum):
@@ -33,6 +36,7 @@ class RiskAssessment(BaseModel):
     reason_codes: tuple[str, ...] = ()
     score: int | None = None
     rules: tuple[str, ...] = ()
+    reasons: tuple[RiskReason, ...] = ()  # the reason codes in plain words, as the connector knows them
 
 
 class LineItem(BaseModel):
@@ -65,6 +69,7 @@ class Payment(BaseModel):
     risk: RiskAssessment | None = None
     decline_reason: str | None = None
     decline_message: str | None = None
+    decline_category: DeclineCategory | None = None  # hard: do not retry the card; soft: may work later
     reconciliation_id: str | None = None
     submitted_at: datetime | None = None
 
@@ -88,6 +93,8 @@ class EventType(StrEnum):
     VOID = "void"
     REVERSAL = "reversal"
     DISPUTE = "dispute"  # a chargeback opened, won or lost
+    REVIEW_DECISION = "review_decision"  # a reviewer accepted or rejected a payment held for review
+    TOKEN = "token"  # a stored card (gateway token) was added, updated, expired or deleted
     UNKNOWN = "unknown"
 
 
@@ -129,6 +136,8 @@ class PaymentEvent(BaseModel):
     payment_id: str  # the transaction to fetch when ``payment`` is None
     payment: Payment | None = None
     dispute: Dispute | None = None
+    token_event: TokenEvent | None = None  # for EventType.TOKEN
+    review: ReviewVerdict | None = None  # for EventType.REVIEW_DECISION: what the reviewer decided
     payload_sha256: str
 
 
@@ -144,3 +153,5 @@ class AuthorizationRequest(BaseModel):
     party: Party | None = None
     merchant_defined: dict[str, str] = Field(default_factory=dict)
     line_items: tuple[LineItem, ...] = ()
+    reference: str | None = None  # our idempotency key, kept by the gateway so ``find_payment`` finds it again
+    recurring: bool = False  # merchant-initiated charge of a stored credential (a subscription renewal)

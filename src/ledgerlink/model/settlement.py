@@ -4,6 +4,14 @@ A settlement batch carries its lines (captures and refunds, as the processor
 batched them) and the money movements around them (fees, chargebacks and their
 fees). Its ``net`` is what reaches the merchant's bank; the batch refuses to
 exist if its own figures do not add up.
+
+These are records, one object per line: right for a few thousand lines, far too
+slow for a large merchant's day (a million lines cost tens of seconds and gigabytes
+as objects). Reconciliation reads a day as columns instead
+(``connectors.kit.columns``, docs/decisions/0002-settlement-in-columns.md): the
+lines in one frame and, per batch, a ``SettlementBatchTotals`` record, which keeps
+the same rule (its deposit is its net) with its gross and refunds summed from the
+columns.
 """
 
 from __future__ import annotations
@@ -88,6 +96,53 @@ class SettlementBatch(BaseModel):
             if value.currency != self.currency:
                 raise ValueError(f"batch {self.batch_id} {name} is in {value.currency}, not {self.currency}")
             if name in ("fees", "chargeback_fees") and value.amount < 0:
+                raise ValueError(f"batch {self.batch_id} {name} must not be negative")
+        if self.deposit != self.net:
+            raise ValueError(f"batch {self.batch_id}: deposit {self.deposit} is not gross - refunds - fees - "
+                             f"chargebacks ({self.net})")
+        return self
+
+
+    def totals(self) -> SettlementBatchTotals:
+        """The batch's figures without its lines (what a journal is built from)."""
+        return SettlementBatchTotals.model_construct(  # this batch's own validator has checked them
+            gateway=self.gateway, batch_id=self.batch_id, batch_date=self.batch_date, currency=self.currency,
+            lines=len(self.lines), gross=self.gross, refunds=self.refunds, fees=self.fees,
+            chargebacks=self.chargebacks, chargeback_fees=self.chargeback_fees, deposit=self.deposit)
+
+
+class SettlementBatchTotals(BaseModel):
+    """One processor batch's figures, its lines counted and summed rather than held (they travel as columns).
+
+    The same rule as ``SettlementBatch``: every figure is in the batch's currency, fees are not negative, and
+    the deposit is ``gross - refunds - fees - chargebacks - chargeback_fees`` exactly.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    gateway: str
+    batch_id: str
+    batch_date: date
+    currency: str
+    lines: int = Field(ge=0)  # how many lines the batch has
+    gross: Money  # its captures
+    refunds: Money  # its refunds (positive)
+    fees: Money
+    chargebacks: Money  # taken less won back: may be negative
+    chargeback_fees: Money
+    deposit: Money
+
+    @property
+    def net(self) -> Money:
+        return self.gross - self.refunds - self.fees - self.chargebacks - self.chargeback_fees
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> SettlementBatchTotals:
+        for name in ("gross", "refunds", "fees", "chargebacks", "chargeback_fees", "deposit"):
+            value: Money = getattr(self, name)
+            if value.currency != self.currency:
+                raise ValueError(f"batch {self.batch_id} {name} is in {value.currency}, not {self.currency}")
+            if name in ("gross", "refunds", "fees", "chargeback_fees") and value.amount < 0:
                 raise ValueError(f"batch {self.batch_id} {name} must not be negative")
         if self.deposit != self.net:
             raise ValueError(f"batch {self.batch_id}: deposit {self.deposit} is not gross - refunds - fees - "

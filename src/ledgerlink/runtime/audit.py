@@ -4,9 +4,11 @@ One table, ``ll_audit``, for every kind of action. ``append`` writes an entry in
 transaction, so a change and its entry commit together or not at all; ``AuditLog`` does the same
 on its own for callers outside a transaction. Nothing here updates or deletes an entry.
 
-- ``actor``: who, as ``<kind>:<identity>``: ``admin:<token digest>``, ``cli:<os user>``, a gateway
+- ``actor``: who, as ``<kind>:<identity>``: ``admin:<token name>``, ``cli:<os user>``, a gateway
   name for what its own case management decided, ``ledgerlink`` for the engine itself.
-- ``action``: dotted, subject first: ``review.opened``, ``review.accepted``, ``review.settled``.
+- ``action``: dotted, subject first: ``review.opened``, ``review.accepted``, ``review.settled``,
+  ``dlq.replayed``, ``reconciliation.requested``, ``token.created``, ``token.revoked``,
+  ``vault.secret_set``, ``vault.key_rotated`` (docs/security.md lists who writes each).
 - ``target``: the record acted on, by its stable key.
 - ``details``: a JSON object; card numbers are refused, never stored.
 - ``key``: optional idempotency key for entries written by work that may run twice (a retried
@@ -47,8 +49,9 @@ def _check(actor: str, action: str, target: str, details: Mapping[str, Any] | No
     issues = [FieldIssue(name, "must not be empty") for name, value in
               (("actor", actor), ("action", action), ("target", target)) if not value or not value.strip()]
     text = orjson.dumps(dict(details or {}), default=str)
-    if find_card_numbers(text.decode()):
-        issues.append(FieldIssue("details", "contains a card number; the audit log never stores one"))
+    for name, value in (("actor", actor), ("action", action), ("target", target), ("details", text.decode())):
+        if value and find_card_numbers(value):
+            issues.append(FieldIssue(name, "contains a card number; the audit log never stores one"))
     if issues:
         raise InvalidInput(issues, source="audit entry")
     return text

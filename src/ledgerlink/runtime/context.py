@@ -70,4 +70,4 @@ class EventContext:
         self.tags[tag] = self.tags.get(tag, 0) + amount
 
     def outcome(self, outcome: str) -> None:
-        self.outcome_word = outcome
+        self.outcome_word = outcome[:64]  # ll_inbox.outcome is VARCHAR(64)

@@ -17,6 +17,8 @@ import orjson
 from sqlalchemy import Connection, func, select, update
 
 from ledgerlink.model.cardnumbers import redact_card_numbers
+from ledgerlink.runtime import audit
+from ledgerlink.runtime.db import Database
 from ledgerlink.runtime.ordering import busy_partitions, lock_partitions
 from ledgerlink.runtime.schema import DEAD, PENDING, WAITING, inbox
 
@@ -104,3 +106,14 @@ def replay(
                     finished_at=None, outcome=None)
         )
     return [row.seq for row in rows]
+
+
+def replay_audited(db: Database, conn: Connection, seqs: Sequence[int] | None, *, actor: str,
+                   now: float | None = None) -> list[int]:
+    """``replay`` plus one ``dlq.replayed`` audit entry per event (target ``event:<seq>``), in one transaction."""
+    when = now if now is not None else time.time()
+    replayed = replay(conn, seqs, is_sqlite=db.is_sqlite, now=when)
+    for seq in replayed:
+        audit.append(db, conn, actor=actor, action="dlq.replayed", target=f"event:{seq}", at=when,
+                     details={"all": seqs is None})
+    return replayed

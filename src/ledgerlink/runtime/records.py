@@ -1,22 +1,29 @@
 """The engine's own records for flows: cases, settled transactions, reconciliation reports.
 
 Implements ``flows.ports.CaseBook`` and ``flows.ports.ReconciliationLedger`` on the runtime database,
-so they live beside the inbox on SQLite or PostgreSQL and need no other store.
+so they live beside the inbox on SQLite or PostgreSQL and need no other store. Cases and reports are built
+from what gateways and back offices report, so their text passes through ``runtime.redaction`` first: a
+card number in a summary, a reference, evidence or a report is stored redacted.
 """
 
 from __future__ import annotations
 
+import io
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
+import polars as pl
 from sqlalchemy import Connection, select, update
 
 from ledgerlink.model import Case, CaseStatus, CaseType, ExternalRef, Money
 from ledgerlink.runtime.db import Database
-from ledgerlink.runtime.schema import cases, reconciliations, settled
+from ledgerlink.runtime.redaction import stored_json, stored_text
+from ledgerlink.runtime.schema import cases, reconciliations, settled, settled_days
+
+SETTLED_KEYS = {"txn": pl.Utf8, "kind": pl.Utf8}
 
 
 def _case_from_row(row: Any) -> Case:
@@ -48,11 +55,13 @@ class DatabaseCaseBook:
             inserts = []
             now = time.time()
             for case in new_cases:
+                what = f"case {case.key}"
                 values = {
-                    "type": case.type.value, "summary": case.summary,
+                    "type": case.type.value, "summary": stored_text(case.summary, what=what),
                     "amount": case.amount.format() if case.amount else None,
-                    "currency": case.amount.currency if case.amount else None, "reference": case.reference,
-                    "evidence": orjson.dumps(case.evidence, default=str).decode(), "updated_at": now,
+                    "currency": case.amount.currency if case.amount else None,
+                    "reference": stored_text(case.reference, what=what),
+                    "evidence": stored_json(case.evidence, what=what, default=str), "updated_at": now,
                 }
                 row = existing.get(case.key)
                 if row is None:
@@ -95,14 +104,23 @@ class DatabaseCaseBook:
         return set(await self._db.read(lambda conn: list(conn.execute(query).scalars())))
 
     async def attach(self, key: str, ref: str) -> None:
+        await self.attach_all({key: ref})
+
+    async def attach_all(self, refs: Mapping[str, str]) -> None:
+        wanted = dict(refs)
+        if not wanted:
+            return
+
         def run(conn: Connection) -> None:
-            row = conn.execute(select(cases.c.refs).where(cases.c.key == key)).first()
-            if row is None:
-                return
-            refs = orjson.loads(row.refs or "[]")
-            if ref not in refs:
-                refs.append(ref)
-                conn.execute(update(cases).where(cases.c.key == key).values(refs=orjson.dumps(refs).decode()))
+            keys = sorted(wanted)
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                for row in conn.execute(select(cases.c.key, cases.c.refs).where(cases.c.key.in_(chunk))).all():
+                    held = orjson.loads(row.refs or "[]")
+                    if wanted[row.key] not in held:
+                        held.append(wanted[row.key])
+                        conn.execute(update(cases).where(cases.c.key == row.key)
+                                     .values(refs=orjson.dumps(held).decode()))
 
         await self._db.write(run)
 
@@ -120,32 +138,50 @@ class DatabaseReconciliationLedger:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    async def settled_before(self, gateway: str, day: date, since: date) -> set[tuple[str, str]]:
-        query = select(settled.c.transaction_id, settled.c.kind).where(
-            settled.c.gateway == gateway, settled.c.day >= since.isoformat(), settled.c.day < day.isoformat())
-        return await self._db.read(lambda conn: {(row.transaction_id, row.kind) for row in conn.execute(query)})
+    async def settled_before(self, gateway: str, day: date, since: date) -> pl.DataFrame:
+        window = (since.isoformat(), day.isoformat())
+        blobs = select(settled_days.c.keys_arrow).where(settled_days.c.gateway == gateway,
+                                                  settled_days.c.day >= window[0], settled_days.c.day < window[1])
+        legacy = select(settled.c.transaction_id, settled.c.kind).where(
+            settled.c.gateway == gateway, settled.c.day >= window[0], settled.c.day < window[1])
 
-    async def record_settled(self, gateway: str, day: date, rows: Iterable[tuple[str, str, str]]) -> None:
-        values = [{"gateway": gateway, "transaction_id": txn, "kind": kind, "day": day.isoformat(),
-                   "batch_id": batch} for txn, kind, batch in rows]
-        if not values:
-            return
-        statement = self._db.insert(settled).on_conflict_do_nothing(
-            index_elements=["gateway", "transaction_id", "kind"])
+        def run(conn: Connection) -> tuple[list[bytes], list[tuple[str, str]]]:
+            return list(conn.execute(blobs).scalars()), [(row[0], row[1]) for row in conn.execute(legacy)]
 
-        def run(conn: Connection) -> None:
-            for start in range(0, len(values), 20_000):
-                conn.execute(statement, values[start : start + 20_000])
+        stored, rows = await self._db.read(run)
+        frames = [pl.read_ipc(io.BytesIO(blob), columns=["txn", "kind"]) for blob in stored]
+        if rows:  # what an engine before the per-day blobs recorded
+            frames.append(pl.DataFrame(rows, schema=SETTLED_KEYS, orient="row"))
+        if not frames:
+            return pl.DataFrame(schema=SETTLED_KEYS)
+        return pl.concat(frames)
 
-        await self._db.write(run)
+    async def record_settled(self, gateway: str, day: date, settled: pl.DataFrame) -> None:
+        buffer = io.BytesIO()
+        settled.select(pl.col("txn", "kind", "batch").cast(pl.Utf8)).write_ipc(buffer, compression="zstd")
+        row = {"gateway": gateway, "day": day.isoformat(), "lines": settled.height,
+               "keys_arrow": buffer.getvalue(), "recorded_at": time.time()}
+        statement = self._db.insert(settled_days).values(**row)
+        statement = statement.on_conflict_do_update(
+            index_elements=["gateway", "day"],
+            set_={k: statement.excluded[k] for k in ("lines", "keys_arrow", "recorded_at")})
+        await self._db.write(lambda conn: conn.execute(statement))
+
+    async def reconciled_days(self, gateway: str, first: date, last: date) -> set[date]:
+        query = select(reconciliations.c.day).distinct().where(
+            reconciliations.c.gateway == gateway, reconciliations.c.status == "succeeded",
+            reconciliations.c.day >= first.isoformat(), reconciliations.c.day <= last.isoformat())
+        return await self._db.read(lambda conn: {date.fromisoformat(day) for day in conn.execute(query).scalars()})
 
     async def save_report(self, run_id: str, gateway: str, day: date, status: str, summary: dict[str, Any],
                           report: dict[str, Any] | None, error: str | None, started_at: float) -> None:
+        what = f"reconciliation {run_id}"
         row = {
             "run_id": run_id, "gateway": gateway, "day": day.isoformat(), "status": status,
             "started_at": started_at, "finished_at": time.time(),
-            "summary": orjson.dumps(summary, default=str).decode(),
-            "report": orjson.dumps(report, default=str).decode() if report is not None else None, "error": error,
+            "summary": stored_json(summary, what=what, default=str),
+            "report": stored_json(report, what=what, default=str) if report is not None else None,
+            "error": stored_text(error, what=what),
         }
         statement = self._db.insert(reconciliations).values(**row)
         statement = statement.on_conflict_do_update(

@@ -6,8 +6,10 @@ into an inbox event whose id is the job name and the tick time, both in one
 transaction. Whichever process wins the compare-and-set writes the event; the
 unique (source, event id) constraint would stop a second one anyway. From
 there the tick is an ordinary event: retried with backoff, dead-lettered with
-evidence, replayable. After downtime a job runs once for the latest missed
-tick, not once per missed tick.
+evidence, replayable. After downtime a job runs once, for the first missed
+tick, not once per missed tick; its ``JobCall.args["through"]`` is then the last
+missed tick, so a job that must not skip a period (the daily settlement
+reconciliation) can catch up on the ones in between.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ log = logging.getLogger(__name__)
 
 SOURCE = JOB_SOURCE
 
-__all__ = ["SOURCE", "Job", "JobCall", "JobRunner", "ScheduleSpec", "Scheduler", "job_event", "next_tick",
-           "prune_inbox_job"]
+__all__ = ["SOURCE", "Job", "JobCall", "JobRunner", "ScheduleSpec", "Scheduler", "job_event", "last_tick",
+           "next_tick", "prune_inbox_job"]
 
 
 class ScheduleSpec(BaseModel):
@@ -68,6 +70,14 @@ def next_tick(cron: str, timezone: str, after: float) -> float:
     return float(croniter(cron, start).get_next(datetime).timestamp())
 
 
+def last_tick(cron: str, timezone: str, at_or_before: float) -> float:
+    """The latest tick of ``cron`` at or before ``at_or_before``."""
+    previous = float(croniter(cron, datetime.fromtimestamp(at_or_before, ZoneInfo(timezone)))
+                     .get_prev(datetime).timestamp())
+    following = next_tick(cron, timezone, previous)
+    return following if following <= at_or_before else previous
+
+
 class Scheduler:
     def __init__(
         self,
@@ -78,12 +88,14 @@ class Scheduler:
         on_enqueue: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 1.0,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         self._db = db
         self._specs = {spec.name: spec for spec in specs}
         self._buckets = buckets
         self._on_enqueue = on_enqueue
-        self._clock = clock
+        self._clock = clock  # business time: which ticks are due (tests move it)
+        self._wall = wall_clock or clock  # real time: when the tick's inbox event may run
         self._poll = poll_seconds
         self._task: asyncio.Task[None] | None = None
 
@@ -102,11 +114,11 @@ class Scheduler:
         existing = {row.name: row for row in conn.execute(select(schedules))}
         for spec in self._specs.values():
             row = existing.get(spec.name)
-            if row is None:
-                conn.execute(schedules.insert().values(
+            if row is None:  # processes starting together all try: the first insert wins, the rest do nothing
+                conn.execute(self._db.insert(schedules).values(
                     name=spec.name, cron=spec.cron, job=spec.job, timezone=spec.timezone,
                     next_run_at=next_tick(spec.cron, spec.timezone, now), last_run_at=None,
-                ))
+                ).on_conflict_do_nothing(index_elements=["name"]))
             elif (row.cron, row.job, row.timezone) != (spec.cron, spec.job, spec.timezone):
                 conn.execute(update(schedules).where(schedules.c.name == spec.name).values(
                     cron=spec.cron, job=spec.job, timezone=spec.timezone,
@@ -138,12 +150,13 @@ class Scheduler:
                 continue
             tick_text = datetime.fromtimestamp(tick, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             partition = f"{SOURCE}:{row.name}"
-            body = job_body(row.job, tick)
+            through = max(tick, last_tick(row.cron, row.timezone, now))  # ticks missed while nothing ran
+            body = job_body(row.job, tick, {"through": through} if through > tick else None)
             result = conn.execute(
                 self._db.insert(inbox).values(
                     source=SOURCE, event_id=f"{row.name}@{tick_text}", event_type=row.job,
                     partition_key=partition, bucket=bucket_for(partition, self._buckets), status=PENDING,
-                    attempts=0, replays=0, available_at=now, received_at=now, body=body,
+                    attempts=0, replays=0, available_at=self._wall(), received_at=self._wall(), body=body,
                 ).on_conflict_do_nothing(index_elements=["source", "event_id"]).returning(inbox.c.seq)
             )
             enqueued += len(result.all())

@@ -164,3 +164,146 @@ settled = Table(
     Column("batch_id", String(64), nullable=False),
 )
 Index("ix_ll_settled_day", settled.c.gateway, settled.c.day)
+
+# What settled on each day, one row per gateway and day: the day's (transaction id, kind, batch id) as one Arrow
+# IPC blob (zstd). A large day is a million lines; a row each cost seconds to write and read back, the blob
+# about a megabyte and tens of milliseconds. (``ll_settled`` above is what earlier versions wrote: still read.)
+settled_days = Table(
+    "ll_settled_days",
+    metadata,
+    Column("gateway", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),  # ISO date
+    Column("lines", Integer, nullable=False),  # rows in ``keys_arrow``
+    Column("keys_arrow", LargeBinary, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+)
+
+# The audit log: append-only (nothing here updates or deletes a row). ``key`` is optional and unique, so work
+# that may run twice (a retried flow step) writes its entry once; entries a person causes carry none.
+audit = Table(
+    "ll_audit",
+    metadata,
+    Column("seq", _big_id, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=False),  # who: "admin:<token name>", "cli:<user>", "cybersource", ...
+    Column("action", String(128), nullable=False),  # what, dotted: "review.accepted"
+    Column("target", String(255), nullable=False),  # which record: "review:cybersource:7093..."
+    Column("details", Text),  # JSON object
+    Column("key", String(255)),
+    UniqueConstraint("key", name="uq_ll_audit_key"),
+)
+Index("ix_ll_audit_target_seq", audit.c.target, audit.c.seq)
+
+# Payments held for fraud review and what was decided (see flows/fraud_review.py).
+review_cases = Table(
+    "ll_review_cases",
+    metadata,
+    Column("key", String(255), primary_key=True),  # review:<gateway>:<payment id>
+    Column("gateway", String(64), nullable=False),
+    Column("payment_id", String(128), nullable=False),
+    Column("partition_key", String(255), nullable=False),
+    Column("order_reference", String(255)),
+    Column("status", String(16), nullable=False),  # open | accepted | rejected
+    Column("score", Float),  # our model's score, 0..1: the queue's order
+    Column("amount", String(64), nullable=False),  # decimal text
+    Column("currency", String(3), nullable=False),
+    Column("opened_at", Float, nullable=False),
+    Column("decided_at", Float),
+    Column("settled_at", Float),
+    Column("document", Text, nullable=False),  # JSON of the whole ReviewCase
+)
+Index("ix_ll_review_cases_status_score", review_cases.c.status, review_cases.c.score)
+
+# Every authorisation the risk model scored, by customer: its score and the history later payments are compared
+# with. ``customer_key`` is a digest (of the email or the token), never the email itself.
+risk_scores = Table(
+    "ll_risk_scores",
+    metadata,
+    Column("gateway", String(64), primary_key=True),
+    Column("payment_id", String(128), primary_key=True),
+    Column("customer_key", String(64), nullable=False),
+    Column("observed_at", Float, nullable=False),  # when the payment was made
+    Column("amount", String(64), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("country", String(2)),
+    Column("score", Float, nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("document", Text, nullable=False),  # JSON of the RiskScore (factors)
+)
+Index("ix_ll_risk_scores_customer", risk_scores.c.customer_key, risk_scores.c.observed_at)
+
+# Customer notices waiting for the sender (runtime/notifications.py): stored once per key, delivered with retries.
+notifications = Table(
+    "ll_notifications",
+    metadata,
+    Column("key", String(255), primary_key=True),  # the flow's business key: enqueueing twice stores it once
+    Column("channel", String(32), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("category", String(64)),
+    Column("reference", String(255)),
+    Column("status", String(16), nullable=False),  # pending | sending | sent | dead
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("available_at", Float, nullable=False),  # pending: when to try; sending: when the claim lapses
+    Column("created_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Column("last_error", Text),  # JSON evidence of the last failure
+)
+Index("ix_ll_notifications_status_available", notifications.c.status, notifications.c.available_at)
+
+# Retries of declined card charges (subscriptions' dunning), to keep within the networks' cap per card per window.
+card_retries = Table(
+    "ll_card_retries",
+    metadata,
+    Column("key", String(255), primary_key=True),  # the retry's business key (subscription, period, attempt)
+    Column("card", String(128), nullable=False),  # the token charged (never a card number)
+    Column("attempted_at", Float, nullable=False),  # business time
+)
+Index("ix_ll_card_retries_card_at", card_retries.c.card, card_retries.c.attempted_at)
+
+# Named API tokens for the admin API and the console (runtime/tokens.py). Only a SHA-256 digest of each token is
+# kept; the token itself is shown once, when it is made. A revoked token keeps its row (and its name), so the
+# audit log's "admin:<name>" always means one token.
+api_tokens = Table(
+    "ll_api_tokens",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),  # viewer | operator | admin
+    Column("digest", String(64), nullable=False),  # hex SHA-256 of the token
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("revoked_at", Float),
+    Column("revoked_by", String(255)),
+    UniqueConstraint("digest", name="uq_ll_api_tokens_digest"),
+)
+
+# Flow control shared by every process (runtime/flow_control.py). One circuit breaker per external endpoint
+# ("<system>/<operation>"), changed by compare-and-set on ``version``; processes add their outcome counts every
+# ``runtime.breakers.sync_seconds``, not per call.
+breakers = Table(
+    "ll_breakers",
+    metadata,
+    Column("endpoint", String(160), primary_key=True),
+    Column("state", String(16), nullable=False),  # closed | open | half_open
+    Column("changed_at", Float, nullable=False),
+    Column("window_start", Float, nullable=False),
+    Column("calls", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("probes", Integer, nullable=False),
+    Column("probe_successes", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Token buckets per rate-limit key (a system, or one endpoint) and the "not before" a 429 set for the whole
+# fleet. A take is one atomic UPDATE ... RETURNING (``granted`` is what that UPDATE handed out).
+rate_limits = Table(
+    "ll_rate_limits",
+    metadata,
+    Column("key", String(160), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("granted", Integer, nullable=False),
+    Column("paused_until", Float, nullable=False),
+)

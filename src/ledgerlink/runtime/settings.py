@@ -9,6 +9,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledgerlink.connectors.kit.retry import Backoff
+from ledgerlink.runtime.flow_settings import BackpressureSettings, BreakerSettings, RateLimitSettings
 
 
 def default_worker_id() -> str:
@@ -36,4 +37,7 @@ class RuntimeSettings(BaseModel):
     poll_seconds: float = Field(0.25, gt=0)
     event_timeout_seconds: float = Field(120.0, gt=0)
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    backpressure: BackpressureSettings = Field(default_factory=BackpressureSettings)
     worker_id: str = Field(default_factory=default_worker_id)

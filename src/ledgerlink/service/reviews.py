@@ -24,7 +24,7 @@ from ledgerlink.model import CaseClosed, InvalidInput, ReviewDecision, ReviewSta
 from ledgerlink.runtime import audit
 from ledgerlink.runtime.db import Database
 from ledgerlink.runtime.reviews import DatabaseReviewQueue, case_summary
-from ledgerlink.service.admin import Admin
+from ledgerlink.service.auth import Operator, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +48,20 @@ def _queue(request: Request) -> DatabaseReviewQueue:
 
 
 @router.get("/reviews")
-async def list_reviews(request: Request, _: Admin, status_: Annotated[str | None, Query(alias="status")] = "open",
+async def list_reviews(request: Request, _: Viewer, status_: Annotated[str | None, Query(alias="status")] = "open",
                        limit: int = 100) -> dict[str, Any]:
     """Review cases, highest risk score first (``status``: open, accepted, rejected, or empty for all)."""
     try:
         wanted = ReviewStatus(status_) if status_ else None
     except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             f"status: must be one of {', '.join(s.value for s in ReviewStatus)}") from None
     cases = await _queue(request).list(status=wanted, limit=max(1, min(limit, 1000)))
     return {"items": [case_summary(case) for case in cases]}
 
 
 @router.get("/reviews/{key}")
-async def show_review(request: Request, key: str, _: Admin) -> dict[str, Any]:
+async def show_review(request: Request, key: str, _: Viewer) -> dict[str, Any]:
     case = await _queue(request).get(key)
     if case is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no review case {key}")
@@ -70,8 +70,8 @@ async def show_review(request: Request, key: str, _: Admin) -> dict[str, Any]:
 
 
 @router.post("/reviews/{key}/decision", status_code=status.HTTP_202_ACCEPTED)
-async def decide_review(request: Request, key: str, body: DecisionBody, who: Admin) -> dict[str, Any]:
-    actor = f"admin:{who}" + (f" ({body.reviewer.strip()})" if body.reviewer and body.reviewer.strip() else "")
+async def decide_review(request: Request, key: str, body: DecisionBody, who: Operator) -> dict[str, Any]:
+    actor = who.actor + (f" ({body.reviewer.strip()})" if body.reviewer and body.reviewer.strip() else "")
     try:
         case = await request_decision(_queue(request), key, body.decision, actor=actor, comments=body.comments)
     except UnknownCase:
@@ -79,7 +79,7 @@ async def decide_review(request: Request, key: str, body: DecisionBody, who: Adm
     except CaseClosed as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except InvalidInput as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             [{"field": i.field, "reason": i.reason} for i in exc.issues]) from None
     log.info("%s decided review case %s: %s", actor, key, body.decision.value)
     engine = request.app.state.engine
@@ -89,8 +89,9 @@ async def decide_review(request: Request, key: str, body: DecisionBody, who: Adm
 
 
 @router.get("/audit")
-async def audit_log(request: Request, _: Admin, target: str | None = None, action: str | None = None,
-                    actor: str | None = None, before: int | None = None, limit: int = 100) -> dict[str, Any]:
+async def audit_log(request: Request, _: Viewer, target: str | None = None, action: str | None = None,
+                    actor: str | None = None,
+                    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None, limit: int = 100) -> dict[str, Any]:
     """The audit log, newest first (``action`` ending in ``.`` matches a prefix, e.g. ``review.``)."""
     found = await _db(request).read(lambda conn: audit.entries(conn, target=target, action=action, actor=actor,
                                                                before=before, limit=limit))

@@ -66,7 +66,7 @@ def test_an_empty_day_has_no_lines() -> None:
     assert detail.lines == [] and detail.batches == {}
 
 
-@pytest.mark.parametrize(("data", "field", "reason"), [
+UNREADABLE = [
     (b"", "line 1, column report name", "the report is empty"),
     (b"Transaction Request Report,1.0,2024-03-01 to 2024-03-01\r\n", "line 1, column report name",
      'is not "Payment Batch Detail Report"'),
@@ -102,7 +102,10 @@ def test_an_empty_day_has_no_lines() -> None:
      "batch 240301000001 is dated 2024-03-01 (line 3)"),
     (report('a,"b') , "line 3, column ?", "not CSV"),
     (report(ROWS[0]).replace(b"Visa", b"Vi\xffa"), "line 3, column #7", "is not UTF-8"),
-])
+]
+
+
+@pytest.mark.parametrize(("data", "field", "reason"), UNREADABLE)
 def test_unreadable_reports_name_line_and_column(data: bytes, field: str, reason: str) -> None:
     issues = refused(data)
     assert issues[0][0] == f"{REPORT} {field}" and reason in issues[0][1], issues

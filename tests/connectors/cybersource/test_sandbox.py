@@ -109,6 +109,21 @@ async def test_sdk_style_pan_request_is_accepted_and_the_pan_is_never_stored(san
     assert all(find_card_numbers(orjson.dumps(entry).decode()) == [] for entry in sandbox.emitter.log)
 
 
+def test_the_store_refuses_to_keep_a_card_number_under_the_guard(sandbox: Sandbox) -> None:
+    """Card numbers become instrument identifiers on arrival; the guard (on in tests) proves none is kept."""
+    from ledgerlink.connectors.cybersource.sandbox.store import Customer, GuardedTable
+    from ledgerlink.model import storage_guard
+
+    assert isinstance(sandbox.store.customers, GuardedTable)
+    with pytest.raises(storage_guard.CardNumberStored, match="customers") as info:
+        sandbox.store.customers["C1"] = Customer(id="C1", creator="testrest",
+                                                 buyer_information={"note": "4111 1111 1111 1111"})
+    assert "4111" not in str(info.value) and "C1" not in sandbox.store.customers
+    with pytest.raises(storage_guard.CardNumberStored):
+        sandbox.store.by_client_transaction_id.setdefault("4111111111111111", [])
+    storage_guard.clear_trips()
+
+
 async def test_same_card_same_instrument_identifier(sandbox: Sandbox) -> None:
     card = {"card": {"number": "5555555555554444", "expirationMonth": "01", "expirationYear": "2030"}}
     async with signed_client(sandbox) as client:

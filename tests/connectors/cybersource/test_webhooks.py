@@ -256,11 +256,11 @@ def test_partition_key_falls_back_to_root_then_id() -> None:
 
 
 def test_unknown_event_types_parse_without_an_id() -> None:
-    body = orjson.dumps({"eventType": "tms.token.created",
+    body = orjson.dumps({"eventType": "tms.networktoken.provisioned",
                          "payload": [{"data": {"_links": {"customers": [{"href": "/tms/v2/customers/X"}]}}}]})
     event = parse_notification(body)
     assert event.event_type is EventType.UNKNOWN and event.payment is None
-    assert event.event_id.startswith("tms.token.created:") and event.payment_id == ""
+    assert event.event_id.startswith("tms.networktoken.provisioned:") and event.payment_id == ""
     assert event.event_id == parse_notification(body).event_id
 
 

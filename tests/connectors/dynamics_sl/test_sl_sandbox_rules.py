@@ -272,3 +272,20 @@ async def test_char_columns_are_right_trimmed_and_filters_work(api: httpx.AsyncC
 @pytest.mark.parametrize("path", ["/api/v1/nothing", "/api/v1/customers/C1/explode"])
 async def test_unknown_routes(api: httpx.AsyncClient, path: str) -> None:
     assert (await api.get(path)).status_code == 404
+
+
+async def test_the_store_itself_refuses_to_keep_a_card_number_under_the_guard(
+    api: httpx.AsyncClient, state: SandboxState
+) -> None:
+    """The API refuses card numbers (above); the store's guard (on in tests) catches any path around it."""
+    from ledgerlink.connectors.dynamics_sl.sandbox.store import GuardedConnection
+    from ledgerlink.model import storage_guard
+
+    assert isinstance(state.store.conn, GuardedConnection)
+    await _customer(api)
+    with pytest.raises(storage_guard.CardNumberStored, match="Customer") as info, state.store.transaction():
+        state.store.conn.execute('UPDATE "Customer" SET "Phone" = ? WHERE "CustId" = ?',
+                                 ("4111-1111-1111-1111", "C1"))
+    assert "4111" not in str(info.value)
+    storage_guard.clear_trips()
+    assert (await _ok(await api.get("/api/v1/customers/C1")))["Phone"].strip() == ""

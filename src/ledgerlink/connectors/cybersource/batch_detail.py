@@ -15,13 +15,22 @@ whose lines disagree on currency or date, and a record repeated exactly.
 The same transaction in two different batches is *not* an error: that is
 something the processor did, and the reconciliation reports it.
 
-Reading is one pass of the ``csv`` module with plain Python checks; amounts
-repeat a lot, so their ``Money`` values are shared. The cyclic garbage collector
-is paused while the lines are built: a million new records (none of them in a
-cycle) would otherwise make it rescan the growing heap again and again, which
-more than doubles the time. A million records read in seconds (figures in
-docs/connectors/cybersource.md); most of the time goes into building the
-canonical records.
+Two readers, one set of rules:
+
+* ``read_batch_detail_columns`` (what ``settlement_frame`` uses) reads the file
+  with polars straight into ``SETTLEMENT_LINE_SCHEMA`` columns and checks every
+  rule as a column expression: about a second for a million lines and no object
+  per line. Whenever anything is off, or the file is shaped in a way the column
+  checks do not cover (a quoted field holding a line break, a blank line, a
+  lone CR, a date Python reads but the column check does not), it hands the
+  file to the record reader, whose refusal (line, column, reason) is the one
+  raised; what the record reader accepts becomes columns. The column checks are
+  therefore only ever stricter, never looser, than the record reader's.
+* ``read_payment_batch_detail``: one pass of the ``csv`` module with plain
+  Python checks, one canonical ``SettlementLine`` per line (amounts repeat a
+  lot, so their ``Money`` values are shared, and the cyclic garbage collector is
+  paused while the lines are built). It is the reference for every message,
+  and the way to read a small file as records.
 """
 
 from __future__ import annotations
@@ -37,8 +46,10 @@ from datetime import date
 from decimal import Decimal
 from typing import NoReturn
 
+import polars as pl
 from pydantic import ValidationError
 
+from ledgerlink.connectors.kit.columns import SETTLEMENT_LINE_SCHEMA
 from ledgerlink.model import FieldIssue, InvalidInput, Money, MoneyError, SettlementLine, SettlementLineKind
 from ledgerlink.model.money import CURRENCY_EXPONENTS
 
@@ -51,6 +62,7 @@ COLUMNS = (
 TITLE_COLUMNS = ("report name", "version", "date range")
 KINDS = {"ics_bill": SettlementLineKind.CAPTURE, "ics_credit": SettlementLineKind.REFUND}
 MAX_ISSUES = 20
+MAX_DIGITS = 15  # whole-number digits of an amount: minor units of a line, and a day's sums, stay exact integers
 _AMOUNT = re.compile(r"(-?)(\d+)(?:\.(\d+))?")
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _RANGE = re.compile(r"(\d{4}-\d{2}-\d{2}) to (\d{4}-\d{2}-\d{2})")
@@ -70,6 +82,16 @@ class BatchDetail:
     start: date
     end: date
     lines: list[SettlementLine] = field(default_factory=list)
+    batches: dict[str, BatchInfo] = field(default_factory=dict)  # in order of first appearance
+
+
+@dataclass
+class BatchColumns:
+    """The report read into columns: ``lines`` follow ``SETTLEMENT_LINE_SCHEMA``."""
+
+    start: date
+    end: date
+    lines: pl.DataFrame
     batches: dict[str, BatchInfo] = field(default_factory=dict)  # in order of first appearance
 
 
@@ -245,6 +267,8 @@ def _rows(records: Iterator[tuple[int, list[str]]], index: dict[str, int], width
                                 f"{'negative' if kind is SettlementLineKind.REFUND else 'positive'}")
         elif match.group(2).strip("0") == "" and (match.group(3) or "").strip("0") == "":
             add(line, "amount", "an amount of zero settles nothing")
+        elif len(match.group(2).lstrip("0")) > MAX_DIGITS:
+            add(line, "amount", f"{_quoted(amount_text)} is too large to be an amount of {currency}")
         batch_date = dates.get(row[i_date])
         if batch_date is None:
             try:
@@ -304,3 +328,157 @@ def _earlier_copy(text: str, row: list[str], line: int, issues: _Issues) -> int 
         if candidate == row:
             return earlier
     return None
+
+
+# --- the column reader ---------------------------------------------------------------------------
+
+_FAST_AMOUNT = rf"^(-?)([0-9]{{1,{MAX_DIGITS}}})(?:\.([0-9]+))?$"
+_FAST_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_KIND_VALUES = {text: kind.value for text, kind in KINDS.items()}
+
+
+def read_batch_detail_columns(data: bytes, *, report: str = REPORT) -> BatchColumns:
+    """The report's lines as columns (``SETTLEMENT_LINE_SCHEMA``), or ``InvalidInput`` naming line and column.
+
+    Accepts and refuses exactly what ``read_payment_batch_detail`` does: a file the column checks are not
+    sure of goes to that reader, and its answer (its issues, or its lines as columns) is the result.
+    """
+    fast = _read_columns(data, report)
+    if fast is not None:
+        return fast
+    detail = read_payment_batch_detail(data, report=report)  # raises the issues, naming line and column
+    rows = [(line.source_line, line.batch_id, line.transaction_id, line.order_reference, line.reconciliation_id,
+             line.payment_method, line.kind.value, line.amount.minor_units, line.amount.currency)
+            for line in detail.lines]
+    return BatchColumns(start=detail.start, end=detail.end, batches=detail.batches,
+                        lines=pl.DataFrame(rows, schema=SETTLEMENT_LINE_SCHEMA, orient="row"))
+
+
+def _read_columns(data: bytes, report: str) -> BatchColumns | None:
+    """The whole file checked and converted as columns; None when the record reader must decide."""
+    offset = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    first = data.find(b"\n", offset)
+    second = data.find(b"\n", first + 1) if first >= 0 else -1
+    if second < 0 or b'"' in data[offset:second] or data.count(b"\r") != data.count(b"\r\n"):
+        return None  # no column line, quotes around the title or a column name, or a lone CR as a line end
+    try:
+        title_text = data[offset:first].decode("utf-8").rstrip("\r")
+        header_text = data[first + 1:second].decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        return None
+    if not title_text.strip() or not header_text.strip():
+        return None  # a blank line before the column line: lines are counted as the record reader counts them
+    try:
+        start, end = _title((1, title_text.split(",")), _Issues(report))
+        names = header_text.split(",")
+        index = _header((2, names), _Issues(report))
+    except InvalidInput:
+        return None  # the record reader names the problem (after any it finds first, such as bad UTF-8)
+    names = [name.strip() for name in names]
+    body = second + 1
+    if len(data) - body <= 16 and not data[body:].strip():  # a day without lines
+        return BatchColumns(start=start, end=end, lines=pl.DataFrame(schema=SETTLEMENT_LINE_SCHEMA))
+    # One lazy pass (streamed, so the raw text columns are never all in memory at once) reads, checks and
+    # converts; polars refuses every malformation Python's csv module refuses (and a few it accepts, such as
+    # a quote inside an unquoted field): all of those go to the record reader.
+    def scan() -> pl.LazyFrame:
+        return pl.scan_csv(io.BytesIO(data), skip_lines=2, has_header=False, infer_schema=False, quote_char='"',
+                           encoding="utf8", new_columns=[f"c{position}" for position in range(len(names))])
+
+    try:
+        lines = _checked(scan().rename({f"c{index[name]}": name for name in COLUMNS}), len(names))
+    except Exception:  # malformed CSV, bad UTF-8, too many fields: the record reader says which and where
+        return None
+    # blank lines are rows of nulls to polars; the record reader skips them, and so may this one at the end
+    trailing = _trailing_true(lines.get_column("blank"))
+    lines = lines.head(lines.height - trailing)
+    if lines.select(pl.col("blank").any()).item():
+        return None  # a blank line between records moves the line numbers: let the record reader count
+    # every record must have exactly the column line's fields; fewer are nulls to polars, so count the commas
+    quoted = data.find(b'"', body) >= 0
+    expected_commas = lines.height * (len(names) - 1)
+    commas = data.count(b",", body)
+    if quoted:
+        inside, broken = scan().select(
+            pl.sum_horizontal(pl.all().str.count_matches(",", literal=True).sum()).alias("commas"),
+            pl.any_horizontal(pl.all().str.contains(r"[\r\n]").any()).alias("breaks"),
+        ).collect(engine="streaming").row(0)
+        if broken:
+            return None  # a line break inside a quoted field: physical lines and records no longer line up
+        commas -= inside
+    if commas != expected_commas:
+        return None  # a short record somewhere
+    return _batches(lines, start, end)
+
+
+def _trailing_true(flags: pl.Series) -> int:
+    """How many values at the end of ``flags`` are true."""
+    if not flags.len() or not flags[-1]:
+        return 0
+    falses = (~flags).arg_true()
+    return flags.len() - (int(falses[-1]) + 1 if falses.len() else 0)
+
+
+def _checked(raw: pl.LazyFrame, width: int) -> pl.DataFrame:
+    """The canonical columns of every record, with ``bad`` (some rule of ``_rows`` fails), ``blank`` (a row of
+    nulls: a blank line) and ``day`` (the batch date) beside them."""
+    parts = pl.col("amount").str.extract_groups(_FAST_AMOUNT)
+    places = pl.col("fraction").str.len_bytes().fill_null(0)
+    exponent = pl.col("exponent")
+    ten = pl.lit(10, pl.Int64)
+    cents = (pl.col("whole").cast(pl.Int64, strict=False) * ten.pow(exponent)
+             + pl.col("fraction").fill_null("0").cast(pl.Int64, strict=False) * ten.pow((exponent - places).clip(0)))
+    is_date = pl.col("batch_date").str.contains(_FAST_DATE)
+    bad = (pl.col("whole").is_null() | exponent.is_null() | (places > exponent) | pl.col("kind").is_null()
+           | pl.col("day").is_null() | ((pl.col("sign") == "-") != (pl.col("kind") == SettlementLineKind.REFUND.value))
+           | pl.col("batch_id").is_null() | pl.col("request_id").is_null() | cents.is_null() | (cents <= 0))
+    return (
+        raw.with_row_index("row")
+        .with_columns(pl.all_horizontal(pl.all().exclude("row").is_null()).alias("blank"))
+        .select("row", "blank", *COLUMNS)  # an unknown extra column named like a helper below cannot get in the way
+        .with_columns(
+            parts.struct.rename_fields(["sign", "whole", "fraction"]).alias("parts"),
+            pl.col("currency").replace_strict(CURRENCY_EXPONENTS, default=None, return_dtype=pl.Int64)
+            .alias("exponent"),
+            pl.col("transaction_type").replace_strict(_KIND_VALUES, default=None, return_dtype=pl.Utf8).alias("kind"),
+            pl.when(is_date).then(pl.col("batch_date").str.to_date("%Y-%m-%d", strict=False)).alias("day"),
+        )
+        .unnest("parts")
+        .select(
+            (pl.col("row").cast(pl.Int64) + 3).alias("line"),
+            pl.col("batch_id").alias("batch"),
+            pl.col("request_id").alias("txn"),
+            pl.col("merchant_ref_number").alias("order_ref"),
+            pl.col("trans_ref_no").alias("recon"),
+            pl.col("payment_method").alias("method"),
+            pl.col("kind"),
+            cents.alias("cents"),
+            pl.col("currency"),
+            pl.col("day"),
+            bad.fill_null(True).alias("bad"),
+            pl.col("blank"),
+        )
+        .collect(engine="streaming")
+    )
+
+
+def _batches(lines: pl.DataFrame, start: date, end: date) -> BatchColumns | None:
+    """The checked lines and their batches; None if a line breaks a rule, a batch's lines disagree on currency
+    or date, or two lines are alike enough to be one record repeated."""
+    if lines.select(pl.col("bad").any()).item():
+        return None
+    batches = lines.group_by("batch", maintain_order=True).agg(
+        pl.col("currency").n_unique().alias("currencies"), pl.col("day").n_unique().alias("dates"),
+        pl.col("currency").first(), pl.col("day").first(), pl.col("line").first())
+    if batches.select(((pl.col("currencies") != 1) | (pl.col("dates") != 1)).any()).item():
+        return None
+    # the same transaction and direction in one batch with the same figures: maybe an exact repeat (the
+    # record reader compares whole records; the same transaction in two batches is data, not an error)
+    alike = ["batch", "txn", "kind", "cents", "currency", "order_ref", "recon", "method"]
+    if lines.select(pl.col("txn").hash().n_unique()).item() < lines.height:  # cheap; equal hashes are rare
+        candidates = lines.filter(pl.col("txn").is_duplicated())
+        if candidates.height and candidates.select(alike).is_duplicated().any():
+            return None
+    info = {batch_id: BatchInfo(currency, day, line)
+            for batch_id, currency, day, line in batches.select("batch", "currency", "day", "line").iter_rows()}
+    return BatchColumns(start=start, end=end, batches=info, lines=lines.select(SETTLEMENT_LINE_SCHEMA.names()))

@@ -14,6 +14,7 @@ result up before acting again.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -24,12 +25,14 @@ from pydantic import BaseModel, ValidationError
 
 from ledgerlink.connectors.cybersource import schemas as wire
 from ledgerlink.connectors.cybersource.auth import HttpSignatureAuth
-from ledgerlink.connectors.kit.errors import PermanentError, RetryableError
+from ledgerlink.connectors.kit.errors import NotFound, PermanentError, RetryableError
+from ledgerlink.connectors.kit.guard import operation_extensions
 from ledgerlink.connectors.kit.http import error_for_response, error_for_transport, make_client
 from ledgerlink.connectors.kit.retry import RetryDecisions
 
 SYSTEM = "cybersource"
 JSON_HEADERS = {"Content-Type": "application/json;charset=utf-8"}
+TMS_JSON = "application/json;charset=utf-8"
 WEBHOOKS = "/notification-subscriptions/v2/webhooks"
 DEFAULT_HEADERS = {"Accept": "application/hal+json;charset=utf-8", "User-Agent": "ledgerlink"}
 
@@ -69,6 +72,14 @@ def _provider_code(response: httpx.Response) -> str | None:
     return _error_fields(response)[0]
 
 
+@dataclass(frozen=True, slots=True)
+class TmsDocument:
+    """A Token Management answer: its JSON object (``{}`` for 204) and the token's ``ETag`` (for ``if-match``)."""
+
+    body: dict[str, Any]
+    etag: str | None = None
+
+
 def report_time(value: datetime) -> str:
     """A reporting window bound as the API wants it: ISO 8601 with an offset (a naive time is taken as UTC)."""
     if value.tzinfo is None:
@@ -103,6 +114,7 @@ class CybersourceClient:
             portfolio_id=portfolio_id,
         )
         self._decisions = decisions or RetryDecisions()
+        self._tms_decisions = self._decisions.with_overrides({410: NotFound, 412: RetryableError})
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -115,7 +127,7 @@ class CybersourceClient:
 
     async def _send(self, method: str, path: str, operation: str, body: Body = None,
                     params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-                    ) -> httpx.Response:
+                    decisions: RetryDecisions | None = None) -> httpx.Response:
         """A 2xx response; a kit error for anything else (or a transport failure)."""
         content = None
         sent_headers = dict(headers or {})
@@ -124,13 +136,15 @@ class CybersourceClient:
             sent_headers.update(JSON_HEADERS)
         try:
             response = await self._http.request(method, path, content=content, params=params,
-                                                headers=sent_headers or None)
+                                                headers=sent_headers or None,
+                                                extensions=operation_extensions(operation))
         except httpx.HTTPError as exc:
             raise error_for_transport(exc, system=SYSTEM, operation=operation) from exc
         if not response.is_success:
             _, field = _error_fields(response)
-            raise error_for_response(response, system=SYSTEM, operation=operation, decisions=self._decisions,
-                                     provider_code=_provider_code, field=field)
+            raise error_for_response(response, system=SYSTEM, operation=operation,
+                                     decisions=decisions or self._decisions, provider_code=_provider_code,
+                                     field=field)
         return response
 
     async def _call(self, method: str, path: str, operation: str, body: Body = None,
@@ -198,6 +212,114 @@ class CybersourceClient:
         """POST /tss/v2/searches: summaries of the transactions matching ``query`` (not saved)."""
         body = wire.SearchRequest(save=False, query=query, limit=limit, offset=offset, sort=sort)
         return await self._one(wire.SearchResponse, "POST", "/tss/v2/searches", "search_transactions", body)
+
+    # --- Decision Manager case management (spec §8) -----------------------------------------
+
+    async def case_action(self, decision_id: str, body: Mapping[str, Any]) -> Any:
+        """POST /risk/v1/decisions/{id}/actions: a reviewer's ACCEPT or REJECT of a case (``id``: the
+        transaction's id), with ``processingInformation.actionList`` CAPTURE or REVERSE to move the money."""
+        path = f"/risk/v1/decisions/{_segment(decision_id)}/actions"
+        return await self._call("POST", path, "case_action", body)
+
+    async def get_payment_instrument(self, instrument_id: str) -> Any:
+        """GET /tms/v1/paymentinstruments/{id} (spec §5): the stored card as TMS holds it (JSON, read by
+        ``instruments.read_instrument``). 404/410 when TMS does not know it (any more)."""
+        path = f"/tms/v1/paymentinstruments/{_segment(instrument_id)}"
+        return await self._call("GET", path, "get_payment_instrument")
+
+    # --- Token Management (spec §5) -----------------------------------------------------------
+    # No call here carries a card number: instrument identifiers are read, changed and deleted, never created.
+    # 410 (a deleted token) is NotFound; 412 (if-match no longer matches: someone changed the token since it
+    # was read) is retryable, because reading it again and recomputing the change is the way out.
+
+    async def _tms(self, method: str, path: str, operation: str, body: Mapping[str, Any] | None = None, *,
+                   params: Mapping[str, str] | None = None, if_match: str | None = None) -> TmsDocument:
+        headers = {"Accept": TMS_JSON, **({"if-match": if_match} if if_match else {})}
+        response = await self._send(method, path, operation, body, params, headers, decisions=self._tms_decisions)
+        if response.status_code == 204 or not response.content:
+            return TmsDocument({}, response.headers.get("etag"))
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise RetryableError(f"cybersource {operation}: unreadable {response.status_code} body", system=SYSTEM,
+                                 operation=operation, status=response.status_code, body=response.content) from exc
+        if not isinstance(data, dict):
+            raise PermanentError(f"cybersource {operation}: the answer is not a JSON object", system=SYSTEM,
+                                 operation=operation, body=response.content)
+        return TmsDocument(data, response.headers.get("etag"))
+
+    async def create_customer(self, body: Mapping[str, Any]) -> TmsDocument:
+        """POST /tms/v2/customers; an ``id`` of our choosing that is taken is a ``Conflict`` (tokenIdConflict)."""
+        return await self._tms("POST", "/tms/v2/customers", "create_customer", body)
+
+    async def get_customer(self, customer_id: str) -> TmsDocument:
+        return await self._tms("GET", f"/tms/v2/customers/{_segment(customer_id)}", "get_customer")
+
+    async def update_customer(self, customer_id: str, body: Mapping[str, Any], *,
+                              if_match: str | None = None) -> TmsDocument:
+        return await self._tms("PATCH", f"/tms/v2/customers/{_segment(customer_id)}", "update_customer", body,
+                               if_match=if_match)
+
+    async def delete_customer(self, customer_id: str, *, if_match: str | None = None) -> None:
+        await self._tms("DELETE", f"/tms/v2/customers/{_segment(customer_id)}", "delete_customer", if_match=if_match)
+
+    async def list_customer_instruments(self, customer_id: str, *, offset: int = 0, limit: int = 100) -> TmsDocument:
+        path = f"/tms/v2/customers/{_segment(customer_id)}/payment-instruments"
+        return await self._tms("GET", path, "list_customer_instruments",
+                               params={"offset": str(offset), "limit": str(limit)})
+
+    async def customer_instruments(self, customer_id: str) -> list[dict[str, Any]]:
+        """Every payment instrument of the customer, page by page."""
+        found: list[dict[str, Any]] = []
+        while True:
+            page = (await self.list_customer_instruments(customer_id, offset=len(found))).body
+            items = (page.get("_embedded") or {}).get("paymentInstruments") or []
+            found.extend(item for item in items if isinstance(item, dict))
+            total = page.get("total")
+            if not items or not isinstance(total, int) or len(found) >= total:
+                return found
+
+    async def create_customer_instrument(self, customer_id: str, body: Mapping[str, Any]) -> TmsDocument:
+        """A card for the customer from an existing instrument identifier (``instrumentIdentifier.id``)."""
+        path = f"/tms/v2/customers/{_segment(customer_id)}/payment-instruments"
+        return await self._tms("POST", path, "create_customer_instrument", body)
+
+    async def get_customer_instrument(self, customer_id: str, instrument_id: str) -> TmsDocument:
+        path = f"/tms/v2/customers/{_segment(customer_id)}/payment-instruments/{_segment(instrument_id)}"
+        return await self._tms("GET", path, "get_customer_instrument")
+
+    async def update_customer_instrument(self, customer_id: str, instrument_id: str, body: Mapping[str, Any], *,
+                                         if_match: str | None = None) -> TmsDocument:
+        path = f"/tms/v2/customers/{_segment(customer_id)}/payment-instruments/{_segment(instrument_id)}"
+        return await self._tms("PATCH", path, "update_customer_instrument", body, if_match=if_match)
+
+    async def delete_customer_instrument(self, customer_id: str, instrument_id: str, *,
+                                         if_match: str | None = None) -> None:
+        path = f"/tms/v2/customers/{_segment(customer_id)}/payment-instruments/{_segment(instrument_id)}"
+        await self._tms("DELETE", path, "delete_customer_instrument", if_match=if_match)
+
+    async def update_payment_instrument(self, instrument_id: str, body: Mapping[str, Any], *,
+                                        if_match: str | None = None) -> TmsDocument:
+        path = f"/tms/v1/paymentinstruments/{_segment(instrument_id)}"
+        return await self._tms("PATCH", path, "update_payment_instrument", body, if_match=if_match)
+
+    async def delete_payment_instrument(self, instrument_id: str, *, if_match: str | None = None) -> None:
+        path = f"/tms/v1/paymentinstruments/{_segment(instrument_id)}"
+        await self._tms("DELETE", path, "delete_payment_instrument", if_match=if_match)
+
+    async def get_instrument_identifier(self, identifier_id: str) -> TmsDocument:
+        path = f"/tms/v1/instrumentidentifiers/{_segment(identifier_id)}"
+        return await self._tms("GET", path, "get_instrument_identifier")
+
+    async def delete_instrument_identifier(self, identifier_id: str, *, if_match: str | None = None) -> None:
+        """409 (``instrumentIdentifierDeletionError``) while a payment instrument still uses it."""
+        path = f"/tms/v1/instrumentidentifiers/{_segment(identifier_id)}"
+        await self._tms("DELETE", path, "delete_instrument_identifier", if_match=if_match)
+
+    async def identifier_instruments(self, identifier_id: str, *, offset: int = 0, limit: int = 100) -> TmsDocument:
+        path = f"/tms/v1/instrumentidentifiers/{_segment(identifier_id)}/paymentinstruments"
+        return await self._tms("GET", path, "identifier_instruments",
+                               params={"offset": str(offset), "limit": str(limit)})
 
     # --- Reporting (spec §7) ----------------------------------------------------------------
 

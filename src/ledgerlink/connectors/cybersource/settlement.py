@@ -16,6 +16,9 @@ net. Chargebacks are the day's net: those taken less those won back, negative
 on a day more came back than were taken. A currency with money movements but
 no batch that day (a chargeback on a quiet day) gets a batch without lines, id
 ``<YYYYMMDD>-<currency>``.
+
+``build_settlement_frame`` does this over the report's columns (the lines stay a frame; each batch's captures
+and refunds are exact integer sums of minor units); ``build_settlement`` over records, for small days.
 """
 
 from __future__ import annotations
@@ -25,8 +28,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+import polars as pl
+
 from ledgerlink.connectors.cybersource import schemas as wire
-from ledgerlink.connectors.cybersource.batch_detail import REPORT, BatchDetail
+from ledgerlink.connectors.cybersource.batch_detail import REPORT, BatchColumns, BatchDetail, BatchInfo
+from ledgerlink.connectors.kit.columns import SettlementFrame, money_sum
 from ledgerlink.model import (
     FieldIssue,
     InvalidInput,
@@ -34,6 +40,7 @@ from ledgerlink.model import (
     MoneyError,
     Settlement,
     SettlementBatch,
+    SettlementBatchTotals,
     SettlementLine,
     SettlementLineKind,
     currency_exponent,
@@ -132,32 +139,42 @@ def read_net_fundings(doc: wire.NetFundings, *,
     return result
 
 
+def build_settlement_frame(*, gateway: str, merchant_id: str, day: date, columns: BatchColumns,
+                           funding: dict[str, Funding], sources: Sequence[str] = (),
+                           report: str = REPORT) -> SettlementFrame:
+    """The day's batches with their share of its fees, chargebacks and deposit; the lines stay columns."""
+    capture = pl.col("kind") == SettlementLineKind.CAPTURE.value
+    sums = columns.lines.group_by("batch").agg(
+        money_sum(pl.when(capture).then(pl.col("cents")).otherwise(0)).alias("gross"),
+        money_sum(pl.when(capture).then(0).otherwise(pl.col("cents"))).alias("refunds"),
+        pl.len().alias("count"))
+    units = {batch_id: (int(gross), int(refunds), int(count)) for batch_id, gross, refunds, count in sums.iter_rows()}
+    batches = _batch_totals(gateway, day, columns.start, columns.end, columns.batches, units, funding, report)
+    return SettlementFrame(gateway=gateway, merchant_id=merchant_id, day=day, batches=tuple(batches),
+                           lines=columns.lines, sources=tuple(str(s) for s in sources))
+
+
 def build_settlement(*, gateway: str, merchant_id: str, day: date, detail: BatchDetail,
                      funding: dict[str, Funding], sources: Sequence[str] = (),
                      report: str = REPORT) -> Settlement:
-    """Batches with their lines and their share of the day's fees, chargebacks and deposit."""
-    if not detail.start <= day <= detail.end:
-        raise InvalidInput(FieldIssue(f"{report} line 1, column date range",
-                                      f"the report covers {detail.start} to {detail.end}, not {day}"),
-                           source=f"cybersource {report}")
+    """Batches with their lines (records) and their share of the day's fees, chargebacks and deposit."""
     lines_by_batch: dict[str, list[SettlementLine]] = {batch_id: [] for batch_id in detail.batches}
     for line in detail.lines:
         lines_by_batch[line.batch_id].append(line)
-    by_currency: dict[str, list[str]] = {}
-    for batch_id, info in detail.batches.items():
-        if info.currency not in funding:
-            raise InvalidInput(FieldIssue(f"{report} line {info.first_line}, column currency",
-                                          f"batch {batch_id} is in {info.currency} but the net funding for {day} "
-                                          f"has no {info.currency} figures"), source=f"cybersource {report}")
-        by_currency.setdefault(info.currency, []).append(batch_id)
-    batches: list[SettlementBatch] = []
-    for currency in sorted(funding):
-        batches.extend(_currency_batches(gateway, day, funding[currency], by_currency.get(currency, []),
-                                         lines_by_batch, detail, report))
+    units = {}
+    for batch_id, lines in lines_by_batch.items():
+        exponent = currency_exponent(detail.batches[batch_id].currency)
+        units[batch_id] = (int(_total(lines, SettlementLineKind.CAPTURE).scaleb(exponent)),
+                           int(_total(lines, SettlementLineKind.REFUND).scaleb(exponent)), len(lines))
+    totals = _batch_totals(gateway, day, detail.start, detail.end, detail.batches, units, funding, report)
+    batches = tuple(SettlementBatch(
+        gateway=t.gateway, batch_id=t.batch_id, batch_date=t.batch_date, currency=t.currency,
+        lines=tuple(lines_by_batch.get(t.batch_id, ())), fees=t.fees, chargebacks=t.chargebacks,
+        chargeback_fees=t.chargeback_fees, deposit=t.deposit) for t in totals)
     # Every batch is validated (its figures add up) as it is built. Passing them to ``Settlement(...)`` would
     # run their validators again (pydantic re-runs a model's after-validators on instances given as field
-    # values), doubling the cost of a million-line day for nothing; the other fields are plain and typed here.
-    return Settlement.model_construct(gateway=gateway, merchant_id=merchant_id, day=day, batches=tuple(batches),
+    # values), for nothing; the other fields are plain and typed here.
+    return Settlement.model_construct(gateway=gateway, merchant_id=merchant_id, day=day, batches=batches,
                                       sources=tuple(str(s) for s in sources))
 
 
@@ -165,37 +182,56 @@ def _total(lines: list[SettlementLine], kind: SettlementLineKind) -> Decimal:
     return sum((line.amount.amount for line in lines if line.kind is kind), Decimal(0))
 
 
+def _batch_totals(gateway: str, day: date, start: date, end: date, batches: dict[str, BatchInfo],
+                  units: dict[str, tuple[int, int, int]], funding: dict[str, Funding],
+                  report: str) -> list[SettlementBatchTotals]:
+    """Each batch's figures: its captures and refunds (``units``: minor units and line count per batch id),
+    and its share of its currency's fees, chargebacks and chargeback fees, in proportion to its gross."""
+    if not start <= day <= end:
+        raise InvalidInput(FieldIssue(f"{report} line 1, column date range",
+                                      f"the report covers {start} to {end}, not {day}"),
+                           source=f"cybersource {report}")
+    by_currency: dict[str, list[str]] = {}
+    for batch_id, info in batches.items():
+        if info.currency not in funding:
+            raise InvalidInput(FieldIssue(f"{report} line {info.first_line}, column currency",
+                                          f"batch {batch_id} is in {info.currency} but the net funding for {day} "
+                                          f"has no {info.currency} figures"), source=f"cybersource {report}")
+        by_currency.setdefault(info.currency, []).append(batch_id)
+    result: list[SettlementBatchTotals] = []
+    for currency in sorted(funding):
+        result.extend(_currency_batches(gateway, day, funding[currency], by_currency.get(currency, []), batches,
+                                        units, report))
+    return result
+
+
 def _currency_batches(gateway: str, day: date, funding: Funding, batch_ids: list[str],
-                      lines_by_batch: dict[str, list[SettlementLine]], detail: BatchDetail,
-                      report: str) -> list[SettlementBatch]:
+                      batches: dict[str, BatchInfo], units: dict[str, tuple[int, int, int]],
+                      report: str) -> list[SettlementBatchTotals]:
     currency = funding.currency
-    gross = [_total(lines_by_batch[b], SettlementLineKind.CAPTURE) for b in batch_ids]
-    refunds = [_total(lines_by_batch[b], SettlementLineKind.REFUND) for b in batch_ids]
-    for name, figure, found in (("totalPurchases", funding.purchases, sum(gross, Decimal(0))),
-                                ("totalRefunds", funding.refunds, sum(refunds, Decimal(0)))):
-        if figure.amount != found:
+    gross = [units.get(b, (0, 0, 0))[0] for b in batch_ids]
+    refunds = [units.get(b, (0, 0, 0))[1] for b in batch_ids]
+    for name, figure, found in (("totalPurchases", funding.purchases, sum(gross)),
+                                ("totalRefunds", funding.refunds, sum(refunds))):
+        if figure.minor_units != found:
             raise _fail(f"{name}[{currency}]", f"is {figure} but the {report} lines for the day add up to "
-                                               f"{Money.of(found, currency)}")
+                                               f"{Money.from_minor_units(found, currency)}")
     if not batch_ids:
         if all(m.is_zero() for m in (funding.fees, funding.chargebacks, funding.chargeback_fees, funding.net)):
             return []
-        batch_ids = [f"{day:%Y%m%d}-{currency}"]
-        lines_by_batch[batch_ids[0]] = []
-        gross, refunds = [Decimal(0)], [Decimal(0)]
-    exponent = currency_exponent(currency)
-    weights = [int(g.scaleb(exponent)) for g in gross]
-    if sum(weights) == 0:
-        weights = [1] * len(batch_ids)
+        batch_ids, gross, refunds = [f"{day:%Y%m%d}-{currency}"], [0], [0]
+    weights = gross if sum(gross) else [1] * len(batch_ids)
     fees = funding.fees.allocate(weights)
     chargebacks = funding.chargebacks.allocate(weights)
     chargeback_fees = funding.chargeback_fees.allocate(weights)
     result = []
     for i, batch_id in enumerate(batch_ids):
-        info = detail.batches.get(batch_id)
-        net = Money.of(gross[i] - refunds[i], currency) - fees[i] - chargebacks[i] - chargeback_fees[i]
-        result.append(SettlementBatch(
+        info = batches.get(batch_id)
+        net = Money.from_minor_units(gross[i] - refunds[i], currency) - fees[i] - chargebacks[i] - chargeback_fees[i]
+        result.append(SettlementBatchTotals(
             gateway=gateway, batch_id=batch_id, batch_date=info.batch_date if info else day, currency=currency,
-            lines=tuple(lines_by_batch[batch_id]), fees=fees[i], chargebacks=chargebacks[i],
+            lines=units.get(batch_id, (0, 0, 0))[2], gross=Money.from_minor_units(gross[i], currency),
+            refunds=Money.from_minor_units(refunds[i], currency), fees=fees[i], chargebacks=chargebacks[i],
             chargeback_fees=chargeback_fees[i], deposit=net,
         ))
     return result

@@ -24,6 +24,8 @@ from pydantic import ValidationError
 
 from ledgerlink.connectors.cybersource import schemas as wire
 from ledgerlink.connectors.cybersource.cards import CARD_TYPE_CODES, brand_for_type, expiry_date
+from ledgerlink.connectors.cybersource.decision_manager import describe
+from ledgerlink.connectors.cybersource.declines import classify_decline
 from ledgerlink.model import (
     Address,
     AuthorizationRequest,
@@ -218,6 +220,7 @@ def to_payment(
         line_items=line_items,
         risk=_risk(txn, review),
         decline_reason=error.reason if declined and error else None,
+        decline_category=classify_decline(error.reason if error else None) if declined else None,
         decline_message=error.message if declined and error else None,
         reconciliation_id=txn.reconciliation_id,
         submitted_at=submitted,
@@ -404,7 +407,9 @@ def _risk(txn: wire.Transaction, review: bool) -> RiskAssessment | None:
         for values in (info.info_codes or {}).values():
             codes.extend(values)
         rules = tuple(r.name for r in info.rules or () if r.name)
-    return RiskAssessment(decision=decision, reason_codes=tuple(dict.fromkeys(codes)), score=score, rules=rules)
+    unique = tuple(dict.fromkeys(codes))
+    return RiskAssessment(decision=decision, reason_codes=unique, score=score, rules=rules,
+                          reasons=describe(unique))
 
 
 def _timestamp(value: str | None, path: str, issues: _Issues) -> datetime | None:
@@ -474,12 +479,34 @@ def payment_request(request: AuthorizationRequest) -> wire.PaymentRequest:
     if line_items:
         order["lineItems"] = line_items
     return wire.PaymentRequest.model_validate({
-        "clientReferenceInformation": {"code": request.order_reference},
-        "processingInformation": {"capture": request.capture, "commerceIndicator": "internet"},
+        "clientReferenceInformation": client_reference(request),
+        "processingInformation": processing_information(request),
         "paymentInformation": payment_information,
         "orderInformation": order,
         "merchantDefinedInformation": merchant_defined or None,
     })
+
+
+def client_reference(request: AuthorizationRequest) -> dict[str, str]:
+    """``code`` is the merchant's order reference; our idempotency key, when there is one, travels as the
+    client's own ``transactionId`` (kept by the gateway and searchable, spec §4.2)."""
+    reference = {"code": request.order_reference}
+    if request.reference:
+        reference["transactionId"] = request.reference
+    return reference
+
+
+def processing_information(request: AuthorizationRequest) -> dict[str, Any]:
+    """A renewal is a merchant-initiated charge of a stored credential: ``commerceIndicator: recurring`` and the
+    initiator block (spec §4.2), so the issuer sees a subscription, not a card-not-present purchase."""
+    if not request.recurring:
+        return {"capture": request.capture, "commerceIndicator": "internet"}
+    return {
+        "capture": request.capture,
+        "commerceIndicator": "recurring",
+        "authorizationOptions": {"initiator": {"type": "merchant", "credentialStoredOnFile": True,
+                                               "storedCredentialUsed": True}},
+    }
 
 
 def bill_to(party: Party) -> dict[str, str]:

@@ -28,6 +28,8 @@ import orjson
 from pydantic import ValidationError
 
 from ledgerlink.connectors.cybersource import schemas as wire
+from ledgerlink.connectors.cybersource.decision_manager import DECISION_EVENTS, verdict_from_payload
+from ledgerlink.connectors.cybersource.profiles import TOKEN_EVENTS, token_event
 from ledgerlink.connectors.cybersource.translate import (
     DEFAULT_STATUS_TABLE,
     GATEWAY,
@@ -57,6 +59,8 @@ EVENT_TYPES: dict[str, tuple[EventType, PaymentKind]] = {
     "payments.payments.review": (EventType.REVIEW, PaymentKind.AUTHORIZATION),
     "payments.payments.reject": (EventType.DECLINE, PaymentKind.AUTHORIZATION),
     "risk.profile.decision.review": (EventType.REVIEW, PaymentKind.AUTHORIZATION),
+    "risk.casemanagement.decision.accept": (EventType.REVIEW_DECISION, PaymentKind.AUTHORIZATION),
+    "risk.casemanagement.decision.reject": (EventType.REVIEW_DECISION, PaymentKind.AUTHORIZATION),
     "payments.captures.accept": (EventType.CAPTURE, PaymentKind.CAPTURE),
     "payments.refunds.accept": (EventType.REFUND, PaymentKind.REFUND),
     "payments.refunds.reject": (EventType.REFUND, PaymentKind.REFUND),  # the refund's status says declined
@@ -214,6 +218,13 @@ def parse_notification(body: bytes, *, statuses: StatusTable = DEFAULT_STATUS_TA
         raise InvalidInput(validation_issues(exc), source=SOURCE) from None
 
     gateway_type = envelope.event_type
+    if gateway_type in TOKEN_EVENTS:  # stored cards: a list payload of links (profiles.py)
+        occurred = parse_timestamp(envelope.event_date) if envelope.event_date is not None else None
+        if envelope.event_date is not None and occurred is None:
+            raise InvalidInput(FieldIssue("eventDate", f"{envelope.event_date!r} is not an ISO 8601 time"),
+                               source=SOURCE)
+        return token_event(gateway_type, envelope.payload, notification_id=envelope.notification_id,
+                           occurred_at=occurred, digest=digest, source=SOURCE)
     known = EVENT_TYPES.get(gateway_type)
     payload = envelope.payload
     data = payload.get("data") if isinstance(payload, dict) else None
@@ -267,6 +278,7 @@ def parse_notification(body: bytes, *, statuses: StatusTable = DEFAULT_STATUS_TA
         partition_key=_partition_key(data, data_id),
         payment_id=data_id,
         payment=payment,
+        review=verdict_from_payload(DECISION_EVENTS[gateway_type], data) if gateway_type in DECISION_EVENTS else None,
         payload_sha256=digest,
     )
 

@@ -10,21 +10,28 @@ returns that record's reference instead of failing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from datetime import date, timedelta
+from collections.abc import Collection, Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
+import polars as pl
+
 from ledgerlink.connectors.dynamics_sl import movement as mv
+from ledgerlink.connectors.dynamics_sl import posted
+from ledgerlink.connectors.dynamics_sl import profiles as pf
+from ledgerlink.connectors.dynamics_sl import recurring as rc
 from ledgerlink.connectors.dynamics_sl import schemas as S
 from ledgerlink.connectors.dynamics_sl import translate as tr
 from ledgerlink.connectors.dynamics_sl.client import Calls, DynamicsSLClient, ExistingRecord, SLCall
 from ledgerlink.connectors.dynamics_sl.settings import DynamicsSLSettings
 from ledgerlink.connectors.dynamics_sl.userfields import PAID_AGAIN
 from ledgerlink.connectors.kit.batching import MicroBatcher
+from ledgerlink.connectors.kit.columns import PostedFrame
 from ledgerlink.connectors.kit.errors import Conflict, NotFound, Rejected
 from ledgerlink.model import (
     CashReceipt,
     CreditMemo,
+    CustomerProfile,
     DebitMemo,
     DocumentKind,
     ExternalRef,
@@ -39,7 +46,11 @@ from ledgerlink.model import (
     ReceiptReversal,
     RefundRequest,
     RefundResult,
+    RenewalInvoice,
     SalesOrder,
+    StoredInstrument,
+    Subscription,
+    SubscriptionStatus,
     Task,
 )
 
@@ -264,6 +275,101 @@ class DynamicsSLBackOffice:
             if following is None:
                 return found
             page = await following
+
+    async def posted_frame(self, start: date, end: date) -> PostedFrame:
+        """``posted_payments`` as columns: the same query, its pages asked for in their bulk (CSV) form and read
+        straight into columns (``posted.Pages``); one stream per day, all at once, each asking for its next
+        page before reading the current one."""
+        if end <= start:
+            return PostedFrame.empty()
+        days = [start + timedelta(days=n) for n in range((end - start).days)]
+        chunks = await asyncio.gather(*(self._posted_day_frames(day) for day in days))
+        frames = [frame for chunk in chunks for frame in chunk]
+        return PostedFrame(pl.concat(frames)) if frames else PostedFrame.empty()
+
+    async def _posted_day_frames(self, day: date) -> list[pl.DataFrame]:
+        start, end = mv.sl_day(day, self.settings), mv.sl_day(day + timedelta(days=1), self.settings)
+        size = self.settings.posted_csv_page_size
+        pages = posted.Pages(self.settings)
+        columns = posted.COLUMNS
+        data, after = await self.client.posted_payments_csv(start, end, None, size, columns)
+        while True:
+            following = (asyncio.ensure_future(self.client.posted_payments_csv(start, end, after, size, columns))
+                         if after else None)
+            try:
+                pages.add(data)
+            except BaseException:
+                if following is not None:
+                    following.cancel()
+                raise
+            if following is None:
+                pages.flush()
+                return pages.frames
+            data, after = await following
+
+    # ---- subscriptions (recurring documents) and the AR hold ------------------------------------------------
+
+    async def recurring_invoices(self) -> list[Subscription]:
+        """Every ``RC`` template as a subscription (active or not; the flow decides what is due). A template
+        that cannot be read as one raises ``InvalidInput`` naming its SL field: nothing is skipped quietly."""
+        found: list[Subscription] = []
+        skip = 0
+        while True:
+            rows: list[dict[str, Any]] = await self._call(rc.Calls.list_templates(skip))
+            found.extend(rc.subscription_from_template(row, self.settings) for row in rows)
+            if len(rows) < rc.PAGE:
+                return found
+            skip += len(rows)
+
+    async def create_renewal_invoice(self, invoice: RenewalInvoice) -> ExternalRef:
+        """The period's ``IN``: generated from the ``RC`` template (08.500, which moves the template on a cycle)
+        or entered plainly; a retry with the same key returns the invoice already made."""
+        created, existing = await self._create(rc.renewal_call(invoice, self.settings), "ARDoc")
+        return tr.ref_for_document(created) if created is not None else _ardoc_ref(existing)
+
+    async def set_subscription_status(self, subscription: ExternalRef, status: SubscriptionStatus, *,
+                                      reason: str) -> None:
+        """``User5`` of the ``RC`` template (``SUSPENDED``/``CANCELLED``/blank) and a line on its note."""
+        ref_nbr = rc.template_nbr(subscription, "subscription")
+        await self._call(rc.Calls.set_status(ref_nbr, rc.status_code(status), mv.clean(reason)))
+
+    async def set_ar_hold(self, customer_id: str, *, reason: str) -> None:
+        """``Customer.Status`` H (SL takes payments and credits, no new invoices), with the reason on its note."""
+        await self._call(rc.Calls.hold(customer_id, mv.clean(reason)))
+
+    async def clear_ar_hold(self, customer_id: str, *, reason: str) -> None:
+        await self._call(rc.Calls.release(customer_id, mv.clean(reason)))
+
+    # ---- customer payment profiles (profiles.py) -----------------------------------------------------------
+
+    async def customer_profile(self, customer_id: str) -> CustomerProfile:
+        """The customer (name, e-mail, phone, billing address, ``LUpd_DateTime``) and its ``xLLCustToken`` rows."""
+        row, tokens = await asyncio.gather(self._call(pf.ProfileCalls.get_customer(customer_id)),
+                                           self._call(pf.ProfileCalls.payment_profile(customer_id)))
+        return pf.read_profile(row, tokens.get("Tokens") or [], self.settings)
+
+    async def changed_customers(self, since: datetime | None, *, after: str | None = None,
+                                limit: int = 500) -> list[CustomerProfile]:
+        """Customers by ``LUpd_DateTime`` (to the minute, SL's time) then ``CustId``, with their tokens."""
+        rows = await self._call(pf.ProfileCalls.changes(pf.since_text(since, self.settings), after, limit))
+        return [pf.read_profile(row, row.get("Tokens") or [], self.settings) for row in rows]
+
+    async def find_customer_by_profile(self, gateway: str, customer_token: str) -> str | None:
+        rows = await self._call(pf.ProfileCalls.tokens(gateway, customer_token))
+        return str(rows[0]["CustId"]).strip() if rows else None
+
+    async def update_customer_profile(self, customer_id: str, party: Party, fields: Collection[str]) -> None:
+        """PATCH the profile fields onto ``Customer`` (screen 08.260's columns)."""
+        row = await self._call(pf.ProfileCalls.get_customer(customer_id))
+        body = pf.customer_patch(row, party, fields)
+        if body:
+            await self._call(pf.ProfileCalls.update_customer(customer_id, body))
+
+    async def set_payment_profile(self, customer_id: str, gateway: str, customer_token: str,
+                                  instruments: Sequence[StoredInstrument]) -> None:
+        """The customer's ``xLLCustToken`` rows for ``gateway`` replaced in one request (one transaction)."""
+        body = pf.payment_profile_body(gateway, customer_token, instruments, self.settings)
+        await self._call(pf.ProfileCalls.set_payment_profile(customer_id, body))
 
     async def aclose(self) -> None:
         await self.client.aclose()

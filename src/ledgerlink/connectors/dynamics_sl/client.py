@@ -19,6 +19,7 @@ import orjson
 
 from ledgerlink.connectors.dynamics_sl import schemas as S
 from ledgerlink.connectors.kit.errors import Conflict, ConnectorError
+from ledgerlink.connectors.kit.guard import operation_extensions
 from ledgerlink.connectors.kit.http import error_for_response, error_for_transport, make_client
 from ledgerlink.connectors.kit.retry import RetryDecisions
 
@@ -238,7 +239,8 @@ class DynamicsSLClient:
         if content is not None:
             headers = {**headers, "Content-Type": "application/json"}
         try:
-            return await self._http.request(method, API + url, content=content, headers=headers)
+            return await self._http.request(method, API + url, content=content, headers=headers,
+                                            extensions=operation_extensions(operation))
         except httpx.HTTPError as exc:
             raise error_for_transport(exc, system=SYSTEM, operation=operation) from exc
 
@@ -248,6 +250,18 @@ class DynamicsSLClient:
         if response.is_success:
             return call.parse(orjson.loads(response.content))
         raise self.error(response, call.operation)
+
+    async def posted_payments_csv(self, start: str, end: str, after: str | None = None, top: int = 5000,
+                                  select: Sequence[str] = ()) -> tuple[bytes, str | None]:
+        """One page of ``ar/posted-payments`` in its bulk form (CSV: ``select`` names the columns, all if
+        empty), in a request of its own (not a ``$batch`` item), and the cursor of the next page (None on the
+        last)."""
+        call = Calls.posted_payments(start, end, after, top)
+        url = call.url + (f"&$select={','.join(select)}" if select else "")
+        response = await self._post_or_get("GET", url, None, {"Accept": "text/csv"}, call.operation)
+        if not response.is_success:
+            raise self.error(response, call.operation)
+        return response.content, response.headers.get("X-Next-After")
 
     async def send_batch(self, calls: Sequence[SLCall]) -> list[Any]:
         """Many operations in one ``$batch``: a result or a ``ConnectorError`` per call, in order."""

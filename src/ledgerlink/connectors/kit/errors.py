@@ -2,7 +2,10 @@
 
     ConnectorError                 any failure talking to an external system
     ├── RetryableError             try again later (timeouts, connection resets, 429, 5xx)
-    │   └── RateLimited            429; ``retry_after`` says when
+    │   ├── RateLimited            429; ``retry_after`` says when
+    │   └── Deferred               held back before it was sent (nothing reached the system): wait
+    │       ├── CircuitOpen        the endpoint's circuit breaker is open; ``retry_after`` says when to look again
+    │       └── Throttled          the endpoint's rate limit (or a 429 pause shared by the fleet) says wait
     └── PermanentError             retrying cannot help: dead-letter with the evidence
         ├── AuthenticationFailed   401/403: credentials or permissions
         ├── NotFound               404
@@ -80,6 +83,25 @@ class RetryableError(ConnectorError):
 
 class RateLimited(RetryableError):
     pass
+
+
+class Deferred(RetryableError):
+    """The engine held a call back before sending it, so the system saw nothing: not a failure of the work.
+
+    The runtime sends the event back to wait ``retry_after`` seconds without counting an attempt (see
+    ``connectors/kit/guard.py`` and ``docs/runtime.md``). Code that does not know this class still treats it
+    as retryable.
+    """
+
+    reason = "deferred"
+
+
+class CircuitOpen(Deferred):
+    reason = "circuit_open"
+
+
+class Throttled(Deferred):
+    reason = "throttled"
 
 
 class PermanentError(ConnectorError):

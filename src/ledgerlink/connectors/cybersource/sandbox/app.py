@@ -27,6 +27,8 @@ from starlette.routing import Route
 
 from ledgerlink.connectors.cybersource.auth import Credential, HttpSignatureVerifier, SignatureRejected
 from ledgerlink.connectors.cybersource.cards import brand_for_type, type_for_number
+from ledgerlink.connectors.cybersource.sandbox.decisions import DecisionManager, risk_control_routes
+from ledgerlink.connectors.cybersource.sandbox.declines import InstrumentOutcomes
 from ledgerlink.connectors.cybersource.sandbox.disputes import Disputes
 from ledgerlink.connectors.cybersource.sandbox.emitter import WebhookEmitter
 from ledgerlink.connectors.cybersource.sandbox.money_controls import money_control_routes
@@ -44,6 +46,7 @@ from ledgerlink.connectors.cybersource.sandbox.settings import (
 from ledgerlink.connectors.cybersource.sandbox.settlement import Settlements
 from ledgerlink.connectors.cybersource.sandbox.store import Store
 from ledgerlink.connectors.cybersource.sandbox.tms import SEEDED_CARDS, TokenVault
+from ledgerlink.connectors.cybersource.sandbox.tms_api import tms_control_routes, tms_routes
 from ledgerlink.connectors.cybersource.sandbox.wire import (
     AUTH_FAILED,
     TMS_JSON,
@@ -53,6 +56,12 @@ from ledgerlink.connectors.cybersource.sandbox.wire import (
     parse_body,
     pts_error,
     read_json,
+)
+from ledgerlink.connectors.kit.sandbox_faults import (
+    BrokenResponse,
+    FaultScript,
+    WebhookFaults,
+    quiet_injected_faults,
 )
 
 log = logging.getLogger(__name__)
@@ -72,7 +81,7 @@ class Sandbox:
         if not isinstance(settings, SandboxSettings):
             settings = SandboxSettings.model_validate(dict(settings or {}))
         self.settings = settings
-        self.faults = settings.faults
+        self.fault_script = FaultScript()
         self.rng = random.Random(settings.emitter.seed)
         self.store = Store()
         self.verifier = HttpSignatureVerifier(
@@ -80,10 +89,14 @@ class Sandbox:
             clock_skew_seconds=settings.clock_skew_seconds,
         )
         self.emitter = WebhookEmitter(settings.emitter, transport=webhook_transport)
+        self.faults = settings.faults
         self.vault = TokenVault(self.store, settings.vault_key, self.rng)
         self.hub = WebhookHub(self.store, self.emitter, self.rng)
+        self.vault.notify = self.hub.publish_token_event
         self.payments = Payments(self.store, self.vault, settings.outcome_by_cents, self.rng, self.hub.publish,
                                  settings.refund_outcome_by_cents)
+        self.payments.instrument_outcomes = InstrumentOutcomes(settings.instrument_outcomes)
+        self.decisions = DecisionManager(self.store, self.payments, self.hub)
         self.search = Search(self.store)
         self.settlements = Settlements(self.store, settings.settlement)
         self.disputes = Disputes(self.store, settings.settlement, self.rng)
@@ -93,6 +106,30 @@ class Sandbox:
             self.vault.seed(first_merchant)
         self.hub.seed(settings.subscriptions, first_merchant)
         self.app = self._build_app()
+
+    @property
+    def faults(self) -> FaultSettings:
+        """The fault script as configured; setting it restarts the script (shots, windows, draws)."""
+        return self._faults
+
+    @faults.setter
+    def faults(self, value: FaultSettings) -> None:
+        self._faults = value
+        plan = value.script()
+        if plan.seed is None:
+            plan = plan.model_copy(update={"seed": self.settings.emitter.seed})
+        self.fault_script.load(plan)
+        if value.webhooks is not None:
+            self.emitter.configure(value.webhooks.model_dump())
+
+    def describe_faults(self) -> dict[str, Any]:
+        """``GET /__sandbox/faults``: the settings, the emitter's webhook faults, and what was injected."""
+        knobs = self.emitter.settings
+        return {**self._faults.model_dump(mode="json"),
+                "webhooks": {"duplicate_rate": knobs.duplicate_rate, "reorder_window": knobs.reorder_window,
+                             "drop_rate": knobs.drop_rate},
+                "injected": {**self.fault_script.injected, "webhooks_dropped": self.emitter.counters["dropped"],
+                             "webhooks_duplicated": self.emitter.counters["duplicates"]}}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -147,8 +184,8 @@ class Sandbox:
         except SignatureRejected as exc:
             log.info("sandbox refused %s %s: %s", request.method, scope["path"], exc.reason)
             return "", body, AUTH_FAILED.response(), None
-        fault = await self._fault()
-        if fault is not None and not self.faults.after_commit:
+        fault, after_commit = await self._fault(request)
+        if fault is not None and not after_commit:
             return verified.merchant_id, body, fault, None
         return verified.merchant_id, body, None, fault
 
@@ -184,26 +221,30 @@ class Sandbox:
             return problem.response()
         return fault or response
 
-    async def _fault(self) -> Response | None:
-        faults = self.faults
-        low, high = faults.latency_ms
-        if high > 0:
-            await asyncio.sleep(self.rng.uniform(low, high) / 1000)
-        if faults.error_rate <= 0 or self.rng.random() >= faults.error_rate:
-            return None
-        headers = None
-        if faults.retry_after_seconds is not None and faults.error_status in (429, 503):
-            headers = {"Retry-After": str(faults.retry_after_seconds)}
-        reason = "SYSTEM_ERROR" if faults.error_status != 429 else "TOO_MANY_REQUESTS"
-        problem = pts_error(reason, "Injected fault", status=faults.error_status)
-        problem.headers = headers
-        return problem.response()
+    async def _fault(self, request: Request) -> tuple[Response | None, bool]:
+        """Draw from the fault script: (the failure to answer with, whether it comes after the work)."""
+        fault = self.fault_script.take(request.method, request.scope["path"])
+        if fault is None:
+            return None, False
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if not fault.fails:
+            return None, False
+        if fault.breaks_connection:
+            return BrokenResponse(fault), fault.after_commit  # type: ignore[return-value]
+        if fault.status == 429:
+            reason = "TOO_MANY_REQUESTS"
+        elif fault.status >= 500:
+            reason = "SYSTEM_ERROR"
+        else:
+            reason = "INVALID_REQUEST"
+        message = "Down for maintenance" if fault.cause == "maintenance" else "Injected fault"
+        problem = pts_error(reason, message, status=fault.status)
+        problem.headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else None
+        return problem.response(), fault.after_commit
 
     def _routes(self) -> list[Route]:
-        p, vault, hub = self.payments, self.vault, self.hub
-
-        def tms(handler: Handler, status: int = 200) -> Callable[[Request], Any]:
-            return self._api(handler, status=status, family="tms")
+        p, hub = self.payments, self.hub
 
         def void(doc: dict[str, Any], mid: str, params: dict[str, str]) -> Any:
             return p.void(doc, mid, params["id"])
@@ -238,6 +279,8 @@ class Sandbox:
             Route("/pts/v2/credits/{id}/voids", self._api(void), methods=["POST"]),
             Route("/tss/v2/transactions/{id}", self._api(lambda d, m, a: p.details(m, a["id"]), status=200),
                   methods=["GET"]),
+            Route("/risk/v1/decisions/{id}/actions",
+                  self._api(lambda d, m, a: self.decisions.action(d, m, a["id"])), methods=["POST"]),
             Route("/tss/v2/searches", self._api(lambda d, m, _: self.search.create(d, m)), methods=["POST"]),
             Route("/tss/v2/searches/{id}", self._api(lambda d, m, a: self.search.get(a["id"], m), status=200),
                   methods=["GET"]),
@@ -246,21 +289,7 @@ class Sandbox:
                   methods=["GET"]),
             Route("/reporting/v3/chargeback-details", self._api(chargebacks, status=200, media_type=reporting),
                   methods=["GET"]),
-            Route("/tms/v2/customers", tms(lambda d, m, _: vault.post_customer(d, m), 201), methods=["POST"]),
-            Route("/tms/v2/customers/{id}", tms(lambda d, m, a: vault.get_customer(a["id"])), methods=["GET"]),
-            Route("/tms/v2/customers/{id}/payment-instruments",
-                  tms(lambda d, m, a: vault.list_instruments(a["id"], a.get("offset", "0"), a.get("limit", "20"))),
-                  methods=["GET"]),
-            Route("/tms/v2/customers/{id}/payment-instruments",
-                  tms(lambda d, m, a: vault.post_instrument(d, m, a["id"]), 201), methods=["POST"]),
-            Route("/tms/v2/customers/{cid}/payment-instruments/{id}",
-                  tms(lambda d, m, a: vault.get_instrument(a["id"], a["cid"])), methods=["GET"]),
-            Route("/tms/v1/paymentinstruments/{id}", tms(lambda d, m, a: vault.get_instrument(a["id"])),
-                  methods=["GET"]),
-            Route("/tms/v1/instrumentidentifiers", tms(lambda d, m, _: vault.post_identifier(d, m)),
-                  methods=["POST"]),
-            Route("/tms/v1/instrumentidentifiers/{id}", tms(lambda d, m, a: vault.get_identifier(a["id"])),
-                  methods=["GET"]),
+            *tms_routes(self),
             Route("/kms/egress/v2/keys-sym", self._api(lambda d, m, _: hub.create_key(d, m)), methods=["POST"]),
             Route("/notification-subscriptions/v2/webhooks",
                   self._api(lambda d, m, _: hub.create_subscription(d, m)), methods=["POST"]),
@@ -292,14 +321,22 @@ class Sandbox:
             return json_response(200, self.emitter.settings.model_dump(mode="json"), "application/json")
 
         async def faults(request: Request) -> Response:
-            if request.method == "POST":
-                try:
+            """GET the script; POST merges knobs into it; PUT replaces it; DELETE: no faults at all."""
+            try:
+                if request.method == "POST":
                     self.faults = FaultSettings.model_validate({**self.faults.model_dump(), **await read_json(request)})
-                except ValidationError as exc:
-                    return json_response(400, {"error": "invalid fault settings",
-                                               "issues": exc.errors(include_url=False, include_context=False)},
-                                         "application/json")
-            return json_response(200, self.faults.model_dump(mode="json"), "application/json")
+                elif request.method == "PUT":
+                    self.faults = FaultSettings.model_validate(await read_json(request))
+                elif request.method == "DELETE":
+                    self.faults = FaultSettings(webhooks=WebhookFaults())
+            except ValidationError as exc:
+                return json_response(400, {"error": "invalid fault settings",
+                                           "issues": exc.errors(include_url=False, include_context=False)},
+                                     "application/json")
+            return json_response(200, self.describe_faults(), "application/json")
+
+        async def release_dropped(request: Request) -> Response:
+            return json_response(200, {"released": self.emitter.release_dropped()}, "application/json")
 
         async def wait_idle(request: Request) -> Response:
             timeout = float(request.query_params.get("timeout", "30"))
@@ -324,10 +361,14 @@ class Sandbox:
         return [
             Route("/__sandbox/stats", stats, methods=["GET"]),
             Route("/__sandbox/emitter", emitter, methods=["GET", "POST"]),
-            Route("/__sandbox/faults", faults, methods=["GET", "POST"]),
+            Route("/__sandbox/faults", faults, methods=["GET", "POST", "PUT", "DELETE"]),
+            Route("/__sandbox/emitter/release-dropped", release_dropped, methods=["POST"]),
             Route("/__sandbox/wait-idle", wait_idle, methods=["POST"]),
             Route("/__sandbox/notifications", notifications, methods=["GET"]),
             *money_control_routes(self),
+            *risk_control_routes(self),
+            *tms_control_routes(self),
+            *self.payments.instrument_outcomes.routes(self),
             Route("/__sandbox/tokens", tokens, methods=["GET"]),
             Route("/__sandbox/store", store, methods=["GET"]),
         ]
@@ -340,6 +381,7 @@ class Sandbox:
 
         app = Starlette(routes=self._routes() + self._control_routes(), lifespan=lifespan)
         app.state.sandbox = self
+        quiet_injected_faults()
         return app
 
 

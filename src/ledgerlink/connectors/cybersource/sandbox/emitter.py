@@ -8,6 +8,7 @@ capped, jittered backoff; each attempt gets a new ``transactionTraceId``, a new
 signature timestamp and ``requestType`` RETRY.
 
 Knobs (``EmitterSettings``, changeable at run time): duplicate deliveries,
+dropped ones (never sent, as when a receiver's outage outlasts every retry),
 a reorder window (hold N events, shuffle, send), random delays, full or id-only
 payloads, the signature variant, and a seed that makes all of it repeatable.
 
@@ -56,6 +57,7 @@ class Notification:
     event_date: str
     payload_json: bytes  # compact JSON of the ``payload`` field, shared by all subscriptions of the event
     data_id: str
+    notification_id: str | None = None  # sent as ``notificationId`` when set (token events)
 
 
 @dataclass(slots=True)
@@ -89,8 +91,10 @@ class WebhookEmitter:
         self._urls: dict[str, httpx.URL] = {}
         self._pending = 0
         self.counters = {"emitted": 0, "duplicates": 0, "attempts": 0, "failed_attempts": 0, "delivered": 0,
-                         "failed": 0}
+                         "failed": 0, "dropped": 0}
         self.log: deque[dict[str, Any]] = deque(maxlen=self.settings.log_limit)
+        self.dropped: deque[dict[str, Any]] = deque(maxlen=self.settings.log_limit)  # never sent (drop_rate)
+        self._dropped: list[Notification] = []  # kept, so a test can deliver them late (``release_dropped``)
 
     def _make_backoff(self) -> Backoff:
         s = self.settings
@@ -178,8 +182,14 @@ class WebhookEmitter:
 
     def publish(self, notifications: list[Notification]) -> None:
         """Queue notifications; returns immediately (called from API handlers)."""
-        rate = self.settings.duplicate_rate
+        rate, drop = self.settings.duplicate_rate, self.settings.drop_rate
         for notification in notifications:
+            if drop > 0 and self._rng.random() < drop:  # lost for good: only a sweep of the gateway finds it
+                self.counters["dropped"] += 1
+                self.dropped.append({"webhookId": notification.webhook_id, "eventType": notification.event_type,
+                                     "dataId": notification.data_id, "at": self._clock()})
+                self._dropped.append(notification)
+                continue
             copies = 2 if rate > 0 and self._rng.random() < rate else 1
             self.counters["duplicates"] += copies - 1
             for _ in range(copies):
@@ -188,6 +198,17 @@ class WebhookEmitter:
                 self._admit(_Delivery(notification))
         if self._pending and self._idle is not None:
             self._idle.clear()
+
+    def release_dropped(self) -> int:
+        """Deliver every dropped notification after all (a very late webhook); returns how many."""
+        released, self._dropped = self._dropped, []
+        for notification in released:
+            self._pending += 1
+            self.counters["emitted"] += 1
+            self._admit(_Delivery(notification))
+        if self._pending and self._idle is not None:
+            self._idle.clear()
+        return len(released)
 
     def _admit(self, delivery: _Delivery) -> None:
         window = self.settings.reorder_window
@@ -274,6 +295,7 @@ class WebhookEmitter:
             "webhookId": n.webhook_id, "transactionTraceId": trace_id, "productId": n.product_id,
             "organizationId": n.organization_id, "eventType": n.event_type, "eventDate": n.event_date,
             "requestType": request_type, "retryNumber": retry,
+            **({"notificationId": n.notification_id} if n.notification_id else {}),
         })
         body = head[:-1] + b',"payload":' + n.payload_json + b"}"
         signature = sign_notification(body, key=n.key, key_id=n.key_id, timestamp_ms=int(self._clock() * 1000),

@@ -132,6 +132,23 @@ def money_control_routes(sandbox: Sandbox) -> list[Route]:
                                            reason_code=reason_code if isinstance(reason_code, str) else None)
         return 201, sandbox.disputes.summary(chargeback)
 
+    async def recorded(request: Request) -> Any:
+        """A day's files as given (``RecordedDay``): ``{day, csv, figures: {currency: {purchases, refunds,
+        fees}}, merchantId?}``."""
+        doc = await read_object(request)
+        day = _day(doc.get("day"))
+        text = doc.get("csv")
+        if not isinstance(text, str) or not text:
+            raise control_error("csv", "must be the Payment Batch Detail file, as text")
+        figures = doc.get("figures") or {}
+        if not isinstance(figures, dict) or not all(isinstance(v, dict) for v in figures.values()):
+            raise control_error("figures", "must map a currency to {purchases, refunds, fees}")
+        amounts = {currency: {name: _amount(values, name) or Decimal(0) for name in ("purchases", "refunds", "fees")}
+                   for currency, values in figures.items()}
+        merchant = doc.get("merchantId") or sandbox.settings.credentials[0].merchant_id
+        sandbox.reports.record(str(merchant), day, text.encode(), amounts)
+        return 201, {"day": day.isoformat(), "merchantId": merchant, "bytes": len(text)}
+
     async def resolve(request: Request) -> Any:
         outcome = (await read_object(request)).get("outcome")
         chargeback = sandbox.disputes.resolve(request.path_params["tracking"],
@@ -146,4 +163,5 @@ def money_control_routes(sandbox: Sandbox) -> list[Route]:
         Route("/__sandbox/clock", _control(clock), methods=["GET", "POST"]),
         Route("/__sandbox/disputes", _control(disputes), methods=["GET", "POST"]),
         Route("/__sandbox/disputes/{tracking}", _control(resolve), methods=["POST"]),
+        Route("/__sandbox/reports", _control(recorded), methods=["POST"]),
     ]

@@ -33,8 +33,14 @@ PRODUCTS = {
         "payments.refunds.reject",
         "payments.voids.accept", "payments.reversals.accept",
     ],
-    "decisionManager": ["risk.profile.decision.review", "risk.profile.decision.reject"],
+    "decisionManager": ["risk.profile.decision.review", "risk.profile.decision.reject",
+                        "risk.casemanagement.decision.accept", "risk.casemanagement.decision.reject"],
+    # tms.token.expired and tms.token.deleted are this sandbox's names (spec §6.2 lists created/updated/
+    # pan_updated); see docs/connectors/cybersource.md
+    "tokenManagement": ["tms.token.created", "tms.token.updated", "tms.token.pan_updated", "tms.token.expired",
+                        "tms.token.deleted"],
 }
+TOKEN_PRODUCT = "tokenManagement"
 
 
 class WebhookHub:
@@ -155,14 +161,38 @@ class WebhookHub:
             key = self._decoded[key_id] = decode_key(self._store.webhook_keys[key_id].key)
         return key
 
-    def publish(self, event_type: str, product_id: str, txn: Txn) -> None:
-        """Queue one notification per matching subscription; never waits for delivery."""
+    def publish_token_event(self, event_type: str, organization: str, data: dict[str, Any], data_id: str) -> None:
+        """A ``tokenManagement`` notification: the list-shaped payload of TMS events (spec §6.3), with a
+        ``notificationId`` that stays the same across retries and subscriptions."""
+        targets = [s for s in self._store.subscriptions.values() if s.wants(organization, TOKEN_PRODUCT, event_type)]
+        if not targets:
+            return
+        payload_json = orjson.dumps([{"data": data}])
+        event_date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        notification_id = str(uuid.uuid4())
+        notifications = []
+        for subscription in targets:
+            key_id = subscription.key_id or self._store.current_key.get(organization, "")
+            key = self._key_bytes(key_id)
+            if key is None:
+                continue
+            notifications.append(Notification(
+                webhook_id=subscription.webhook_id, url=subscription.url, key_id=key_id, key=key,
+                organization_id=organization, product_id=TOKEN_PRODUCT, event_type=event_type,
+                event_date=event_date, payload_json=payload_json, data_id=data_id, notification_id=notification_id,
+            ))
+        self._emitter.publish(notifications)
+
+    def publish(self, event_type: str, product_id: str, txn: Txn, data: dict[str, Any] | None = None) -> None:
+        """Queue one notification per matching subscription; never waits for delivery. ``data``: a payload of
+        the event's own (Decision Manager case decisions) instead of the transaction's."""
         organization = txn.merchant_id
         targets = [s for s in self._store.subscriptions.values() if s.wants(organization, product_id, event_type)]
         if not targets:
             return
         detail = self._emitter.settings.payload_detail
-        data = transaction_details(txn) if detail == "full" else id_only(txn)
+        if data is None:
+            data = transaction_details(txn) if detail == "full" else id_only(txn)
         payload_json = orjson.dumps({"data": data})
         event_date = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
         notifications = []

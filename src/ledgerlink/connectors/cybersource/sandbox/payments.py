@@ -19,6 +19,7 @@ from collections.abc import Callable
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
+from ledgerlink.connectors.cybersource.sandbox.declines import RENEWAL_REASONS, InstrumentOutcomes
 from ledgerlink.connectors.cybersource.sandbox.store import (
     CardInfo,
     InstrumentIdentifier,
@@ -50,6 +51,7 @@ REASONS: dict[str, tuple[str, str]] = {
     "DECISION_PROFILE_REVIEW": ("480", "Decision Profile Review"),
     "SCORE_EXCEEDS_THRESHOLD": ("400", "Score exceeds threshold"),
     "PROCESSOR_DECLINED": ("233", "Decline - General decline by the processor."),
+    **RENEWAL_REASONS,
 }
 _REVIEW = frozenset({"AUTHORIZED_PENDING_REVIEW", "PENDING_REVIEW"})
 _RISK_RULES = {
@@ -79,6 +81,7 @@ class Payments:
         self._refund_outcomes = refund_outcomes or {}
         self._rng = rng
         self._publish = publish
+        self.instrument_outcomes = InstrumentOutcomes()  # declines by card (renewals), see declines.py
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -232,7 +235,8 @@ class Payments:
             is_new = self._vault.save_identifier(new_identifier, merchant_id)
             token_information = self._create_tokens(doc, reader, new_identifier, card, is_new, merchant_id, tokens)
 
-        status, reason = self._outcome(amount, currency)
+        status, reason = self.instrument_outcomes.outcome(tokens, card, self._store.clock.today()) \
+            or self._outcome(amount, currency)
         sale = capture is True
         txn = Txn(
             id=self._store.new_transaction_id(), kind="sale" if sale else "auth", status=status, amount=amount,

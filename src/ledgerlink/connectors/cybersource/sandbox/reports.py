@@ -15,6 +15,11 @@
 Batches of day D count in a net-funding window when D's midnight (UTC) lies in
 it; chargeback stages when their time does. Both reports read the same lines
 (with any injected data anomaly), so they always agree with each other.
+
+A day can also be *recorded* (``record``, the ``/__sandbox/reports`` control):
+its Payment Batch Detail file is served as given, and its purchases, refunds
+and fees per currency go into the net fundings. That is how a million-line day
+is replayed (``benchmarks/reconcile.py``) without a million sandbox payments.
 """
 
 from __future__ import annotations
@@ -54,6 +59,14 @@ class _Figure:
         self.amount += amount
 
 
+@dataclass(frozen=True)
+class RecordedDay:
+    """A day's files as given: the CSV, and per currency its PURCHASES, REFUNDS and FEES."""
+
+    csv: bytes
+    figures: dict[str, dict[str, Decimal]]
+
+
 @dataclass
 class _Currency:
     summaries: dict[tuple[str, str], _Figure] = field(default_factory=lambda: defaultdict(_Figure))
@@ -69,6 +82,12 @@ class Reports:
         self._settlements = settlements
         self._disputes = disputes
         self.anomalies = anomalies
+        self.recorded: dict[tuple[str, date], RecordedDay] = {}
+
+    def record(self, merchant_id: str, day: date, csv_bytes: bytes, figures: dict[str, dict[str, Decimal]]) -> None:
+        """Serve ``csv_bytes`` as the merchant's Payment Batch Detail for ``day``, with ``figures`` (currency ->
+        ``purchases``, ``refunds``, ``fees``) in its net fundings."""
+        self.recorded[merchant_id, day] = RecordedDay(csv_bytes, figures)
 
     # --- the day's lines ----------------------------------------------------------------------
 
@@ -97,6 +116,8 @@ class Reports:
         return processing_fee(self._settlements.settings, kind, amount, currency)
 
     def is_settled(self, day: date) -> bool:
+        if any(recorded_day == day for _, recorded_day in self.recorded):
+            return True
         self._settlements.ensure_closed(day)
         return day in self._store.settled_days
 
@@ -104,6 +125,9 @@ class Reports:
 
     def batch_detail_csv(self, merchant_id: str, day: date) -> bytes:
         """The classic CSV for ``day`` (caller checks ``is_settled`` first), with any malformation injected."""
+        recorded = self.recorded.get((merchant_id, day))
+        if recorded is not None:
+            return recorded.csv
         rows = [line.row() for line in self.lines(merchant_id, day)]
         title = f"{TITLE},1.0,{day.isoformat()} to {day.isoformat()},,,,,,,"
         title, header, rows, cut = trouble.apply_format(title, list(BATCH_DETAIL_COLUMNS), rows, self.anomalies, day)
@@ -124,7 +148,12 @@ class Reports:
     def net_fundings(self, merchant_id: str, start: datetime, end: datetime) -> dict[str, Any]:
         currencies: dict[str, _Currency] = defaultdict(_Currency)
         for day in self._days_between(start, end):
-            for line in self.lines(merchant_id, day):
+            recorded = self.recorded.get((merchant_id, day))
+            for currency, figures in (recorded.figures if recorded else {}).items():
+                for kind, name in (("PURCHASES", "purchases"), ("REFUNDS", "refunds"), ("FEES", "fees")):
+                    if figures.get(name):
+                        currencies[currency].summaries[kind, "OT"].add(figures[name])
+            for line in () if recorded else self.lines(merchant_id, day):
                 figures = currencies[line.currency].summaries
                 figures["REFUNDS" if line.kind == "refund" else "PURCHASES", line.subtype].add(line.amount)
                 if line.fee:

@@ -3,9 +3,10 @@
 A query is ``field:value`` terms joined by `` AND ``; values may be double-quoted
 (backslash escapes inside). Supported fields: ``id``,
 ``clientReferenceInformation.code``, ``clientReferenceInformation.transactionId``
-(exact match). A ``submitTimeUtc:[... TO ...}`` range (the SDK samples send
-``[NOW/DAY-7DAYS TO NOW/DAY+1DAY}``) is accepted and not applied. Anything else
-is a 400 naming ``query``. Results come as ``_embedded.transactionSummaries``,
+(exact match), and a ``submitTimeUtc`` range: ``[`` / ``]`` include a bound, ``{`` / ``}``
+exclude it, and a bound is an ISO 8601 time, ``*``, or date math on ``NOW`` (the SDK
+samples send ``[NOW/DAY-7DAYS TO NOW/DAY+1DAY}``). Anything else is a 400 naming
+``query``. Results come as ``_embedded.transactionSummaries``,
 the SDK's summary shape (a subset of TSS details, plus
 ``clientReferenceInformation.transactionId``); ``GET /tss/v2/searches/{id}`` runs
 a search again.
@@ -13,11 +14,14 @@ a search again.
 
 from __future__ import annotations
 
+import re
 import shlex
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
+from ledgerlink.connectors.cybersource.sandbox.clock import parse_time
 from ledgerlink.connectors.cybersource.sandbox.store import Store, Txn, utc_now_text
 from ledgerlink.connectors.cybersource.sandbox.views import transaction_details
 from ledgerlink.connectors.cybersource.sandbox.wire import Reader, not_found, pts_error
@@ -27,7 +31,8 @@ FIELDS: dict[str, Callable[[Txn], str | None]] = {
     "clientReferenceInformation.code": lambda t: t.code,
     "clientReferenceInformation.transactionId": lambda t: t.client_transaction_id,
 }
-IGNORED_FIELDS = frozenset({"submitTimeUtc"})
+RANGE_FIELDS = frozenset({"submitTimeUtc"})
+IGNORED_FIELDS = RANGE_FIELDS  # as plain terms
 SORT_KEYS: dict[str, Callable[[Txn], str]] = {"id": lambda t: t.id, "submitTimeUtc": lambda t: t.submitted}
 MAX_LIMIT = 2500
 
@@ -60,8 +65,9 @@ def parse_query(query: str) -> list[tuple[str, str]]:
             while not value.endswith(("]", "}")) and index < len(tokens):
                 value += " " + tokens[index]
                 index += 1
-            if name not in IGNORED_FIELDS:
+            if name not in RANGE_FIELDS:
                 raise _invalid(f"Ranges are only supported on submitTimeUtc, not {name}")
+            terms.append((name, value))
         elif name in FIELDS:
             terms.append((name, value))
         elif name not in IGNORED_FIELDS:
@@ -70,6 +76,53 @@ def parse_query(query: str) -> list[tuple[str, str]]:
     if expect_term:
         raise _invalid("The query is empty or ends with AND")
     return terms
+
+
+_MATH = re.compile(r"/(DAY|HOUR|MINUTE)|([+-])(\d+)(DAYS?|HOURS?|MINUTES?|SECONDS?)")
+_UNITS = {"DAY": "days", "HOUR": "hours", "MINUTE": "minutes", "SECOND": "seconds"}
+
+
+def _bound(text: str, now: datetime) -> datetime | None:
+    """One end of a range: None for ``*``."""
+    if text == "*":
+        return None
+    if not text.startswith("NOW"):
+        try:
+            return parse_time(text)
+        except ValueError:
+            raise _invalid(f"{text!r} is not a time") from None
+    value, rest = now, text[3:]
+    while rest:
+        match = _MATH.match(rest)
+        if match is None:
+            raise _invalid(f"{text!r}: cannot read the date math {rest!r}")
+        if match.group(1) == "DAY":
+            value = value.replace(hour=0, minute=0, second=0, microsecond=0)
+        elif match.group(1) == "HOUR":
+            value = value.replace(minute=0, second=0, microsecond=0)
+        elif match.group(1) == "MINUTE":
+            value = value.replace(second=0, microsecond=0)
+        else:
+            amount = int(match.group(3)) * (1 if match.group(2) == "+" else -1)
+            value += timedelta(**{_UNITS[match.group(4).rstrip("S")]: amount})
+        rest = rest[match.end():]
+    return value
+
+
+def time_range(value: str, now: datetime) -> Callable[[datetime], bool]:
+    """``[A TO B}`` as a test of a time."""
+    low_open, high_open = value[0] == "{", value[-1] == "}"
+    parts = value[1:-1].split(" TO ")
+    if len(parts) != 2 or value[-1] not in "]}":
+        raise _invalid(f"{value!r} is not a range like [A TO B]")
+    low, high = (_bound(part.strip(), now) for part in parts)
+
+    def within(moment: datetime) -> bool:
+        if low is not None and (moment < low or (low_open and moment == low)):
+            return False
+        return high is None or moment < high or (not high_open and moment == high)
+
+    return within
 
 
 def summary(txn: Txn) -> dict[str, Any]:
@@ -134,9 +187,13 @@ class Search:
         return store.transactions.values()
 
     def _run(self, search: dict[str, Any]) -> dict[str, Any]:
-        terms = parse_query(search["query"])
+        parsed = parse_query(search["query"])
+        terms = [(name, value) for name, value in parsed if name in FIELDS]
+        now = self._store.clock.now()
+        ranges = [time_range(value, now) for name, value in parsed if name in RANGE_FIELDS]
         found = [t for t in self._candidates(terms) if t.merchant_id == search["merchantId"]
-                 and all(FIELDS[name](t) == value for name, value in terms)]
+                 and all(FIELDS[name](t) == value for name, value in terms)
+                 and all(within(t.submitted_at) for within in ranges)]
         for part in reversed(str(search["sort"]).split(",")):
             name, _, direction = part.strip().partition(":")
             if name not in SORT_KEYS:

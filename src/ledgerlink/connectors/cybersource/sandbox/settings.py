@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ledgerlink.connectors.kit.sandbox_faults import FaultPlan, FaultRule
+
 DEMO_MERCHANT_ID = "testrest"
 DEMO_KEY_ID = "08c94330-f618-42a3-b09d-e1e43be5efda"
 DEMO_SHARED_SECRET = "yBJxy6LjM2TmcPGu+GaJrHtkke25fPpUX+UY6/L/1tE="
@@ -57,6 +59,7 @@ class EmitterSettings(_Settings):
     payload_detail: Literal["full", "id_only"] = "full"
     signature_variant: Literal["payload", "raw"] = "payload"
     duplicate_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # chance an event is delivered twice
+    drop_rate: float = Field(default=0.0, ge=0.0, le=1.0)  # chance an event is never delivered at all
     reorder_window: int = Field(default=0, ge=0)  # hold up to N events and shuffle them before sending
     reorder_flush_ms: float = Field(default=50.0, ge=0.0)  # send a partial window after this long
     delay_ms: tuple[float, float] = (0.0, 0.0)  # uniform random delay before the first attempt
@@ -77,14 +80,27 @@ class EmitterSettings(_Settings):
         return value
 
 
-class FaultSettings(_Settings):
-    """Failures injected into signed API calls, to exercise retries and unknown outcomes."""
+class FaultSettings(FaultPlan):
+    """Failures injected into signed API calls and webhooks: the kit's fault script (``rules`` per endpoint,
+    ``maintenance`` windows, ``latency_ms``, ``webhooks``: duplicated, reordered, dropped notifications), plus
+    the original global knobs below, which act as one more rule on every endpoint."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     error_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     error_status: Literal[429, 500, 502, 503, 504] = 502
     retry_after_seconds: int | None = Field(default=None, ge=0)  # sent with 429/503
     after_commit: bool = False  # do the work, then answer with the error (the outcome is unknown to the caller)
-    latency_ms: tuple[float, float] = (0.0, 0.0)
+
+    def script(self) -> FaultPlan:
+        """The plan the sandbox runs: the rules, then the global error rate as a rule of its own."""
+        rules = list(self.rules)
+        if self.error_rate > 0:
+            retry_after = self.retry_after_seconds if self.error_status in (429, 503) else None
+            rules.append(FaultRule(status=self.error_status, rate=self.error_rate, times=None,
+                                   after_commit=self.after_commit, retry_after=retry_after))
+        return FaultPlan(seed=self.seed, latency_ms=self.latency_ms, rules=rules, maintenance=self.maintenance,
+                         webhooks=self.webhooks)
 
 
 class SeedSubscription(_Settings):
@@ -178,6 +194,8 @@ class SandboxSettings(_Settings):
     clock_skew_seconds: float = Field(default=300.0, gt=0)
     outcome_by_cents: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_OUTCOMES))
     refund_outcome_by_cents: dict[str, str] = Field(default_factory=dict)  # e.g. {"01": "DECLINED:PROCESSOR_DECLINED"}
+    # token id → "DECLINED:<reason>" whatever the amount (renewals charge a fixed amount), see declines.py
+    instrument_outcomes: dict[str, str] = Field(default_factory=dict)
     vault_key: str = "ledgerlink-sandbox-vault"  # keys the hash that turns a card number into a token id
     seed_tokens: bool = True
     emitter: EmitterSettings = Field(default_factory=EmitterSettings)

@@ -4,6 +4,8 @@ Records are plain dataclasses in dicts: the sandbox is single-process and the
 API is its only writer. No record has a field a card number could be kept in:
 a card is remembered as brand, last four digits and expiry, and an instrument
 identifier id derived from a keyed hash (``tms.instrument_identifier_id``).
+With ``LEDGERLINK_PAN_GUARD`` set (tests), every table checks each record as it
+is stored and raises ``CardNumberStored`` if one holds a card number.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 
 from ledgerlink.connectors.cybersource.sandbox.clock import Clock
+from ledgerlink.model import storage_guard
 
 
 def utc_now_text() -> str:
@@ -179,20 +182,50 @@ class Subscription:
         return events is not None and (not events or event_type in events)
 
 
+class GuardedTable(dict):  # type: ignore[type-arg]
+    """A table of the store while the storage guard is on: a record (or key) holding a card number raises."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def _check(self, key: Any, value: Any) -> None:
+        record = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+        storage_guard.check([("key", key), ("record", record)], where=f"the Cybersource sandbox's {self.name}")
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._check(key, value)
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self._check(key, default)
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+
+def _table(name: str) -> Any:
+    return GuardedTable(name) if storage_guard.enabled() else {}
+
+
 class Store:
     def __init__(self) -> None:
-        self.transactions: dict[str, Txn] = {}
-        self.customers: dict[str, Customer] = {}
-        self.payment_instruments: dict[str, PaymentInstrument] = {}
-        self.instrument_identifiers: dict[str, InstrumentIdentifier] = {}
-        self.webhook_keys: dict[str, WebhookKey] = {}
-        self.current_key: dict[str, str] = {}  # organization → its newest key id
-        self.subscriptions: dict[str, Subscription] = {}
-        self.batches: dict[str, Batch] = {}
-        self.settled_days: dict[date, list[str]] = {}  # day → its batch ids; a day present here has reports
-        self.chargebacks: dict[str, Chargeback] = {}
-        self.searches: dict[str, dict[str, Any]] = {}
-        self.by_client_transaction_id: dict[str, list[str]] = {}  # for Transaction Search
+        self.transactions: dict[str, Txn] = _table("transactions")
+        self.customers: dict[str, Customer] = _table("customers")
+        self.payment_instruments: dict[str, PaymentInstrument] = _table("payment_instruments")
+        self.instrument_identifiers: dict[str, InstrumentIdentifier] = _table("instrument_identifiers")
+        self.webhook_keys: dict[str, WebhookKey] = _table("webhook_keys")
+        self.current_key: dict[str, str] = _table("current_key")  # organization → its newest key id
+        self.subscriptions: dict[str, Subscription] = _table("subscriptions")
+        self.batches: dict[str, Batch] = _table("batches")
+        # day → its batch ids; a day present here has reports
+        self.settled_days: dict[date, list[str]] = _table("settled_days")
+        self.chargebacks: dict[str, Chargeback] = _table("chargebacks")
+        self.searches: dict[str, dict[str, Any]] = _table("searches")
+        self.by_client_transaction_id: dict[str, list[str]] = _table("by_client_transaction_id")  # for searches
         self.clock = Clock()
         self._sequence = itertools.count(1)
         self._batch_sequence = itertools.count(1)

@@ -134,7 +134,7 @@ def enter(ctx: Ctx, header: dict[str, Any], lines: list[dict[str, Any]], apps: l
         hint = " (reverse a payment with POST ar/documents/{DocType}/{RefNbr}/reverse)" if doc_type == "NS" else ""
         raise invalid("ARDoc", "DocType", f"{doc_type!r} is not a DocType this gateway enters "
                       f"({', '.join(sorted(DEBIT_TYPES | CREDIT_TYPES))}){hint}", code="UnsupportedDocType")
-    customer = active_customer(ctx, "ARDoc", "CustId", header["CustId"])
+    customer = active_customer(ctx, "ARDoc", "CustId", header["CustId"], allow_hold=doc_type in CREDIT_TYPES)
     amount = money(ctx, header["CuryOrigDocAmt"])
     if amount <= 0:
         raise invalid("ARDoc", "CuryOrigDocAmt", "amounts are positive; the DocType gives the direction",
@@ -324,7 +324,7 @@ def release_batch(ctx: Ctx, bat_nbr: str) -> None:
 
 def _release_document(ctx: Ctx, doc: Any, gl: GLLines) -> None:
     cpny, doc_type, ref_nbr, cust_id = ctx.company.cpny, doc["DocType"], doc["RefNbr"], doc["CustId"]
-    customer = active_customer(ctx, "ARDoc", "CustId", cust_id)
+    customer = active_customer(ctx, "ARDoc", "CustId", cust_id, allow_hold=doc_type in CREDIT_TYPES)
     check_period(ctx, "ARDoc", "PerPost", doc["PerPost"], ctx.company.ar_period, "AR")
     amount = money(ctx, doc["CuryOrigDocAmt"])
     trans = ctx.store.all("SELECT * FROM ARTran WHERE CpnyID = ? AND TranType = ? AND RefNbr = ? ORDER BY LineNbr",
@@ -386,7 +386,7 @@ def apply_prepayments(ctx: Ctx, invoice: Mapping[str, Any]) -> None:
         "AND OpenDoc = 1 ORDER BY RefNbr", (cpny, inv["OrdNbr"], inv["CustId"]))
     if not prepayments:
         return
-    customer = active_customer(ctx, "ARDoc", "CustId", inv["CustId"])
+    customer = active_customer(ctx, "ARDoc", "CustId", inv["CustId"], allow_hold=True)  # applies credits
     bat_nbr = new_batch(ctx)
     open_balance = money(ctx, inv["CuryDocBal"])
     gl = GLLines()

@@ -119,12 +119,18 @@ def search(ctx: Ctx, query: Mapping[str, str]) -> tuple[int, Any]:
     return 200, {"value": [ctx.out(T.CUSTOMER, r) for r in rows]}
 
 
-def active_customer(ctx: Ctx, table: str, field: str, cust_id: str) -> Any:
-    """The customer row a document names; it must exist and be active (A/O, as SL's own lookups filter)."""
+def active_customer(ctx: Ctx, table: str, field: str, cust_id: str, *, allow_hold: bool = False) -> Any:
+    """The customer row a document names; it must exist and be active (A/O, as SL's own lookups filter).
+
+    ``allow_hold``: a customer on AR hold (``H``) is accepted too. A hold stops new charges (invoices, debit
+    memos, orders), not money coming in: payments, prepayments and credits are entered as usual."""
     row = ctx.store.one("SELECT * FROM Customer WHERE CustId = ?", (cust_id,))
     if row is None:
         raise invalid(table, field, f"customer {cust_id!r} does not exist", code="UnknownCustomer")
-    if row["Status"] not in ("A", "O"):
+    if row["Status"] == "H" and not allow_hold:
+        raise invalid(table, field, f"customer {cust_id} is on AR hold (Status 'H'); only payments and credits "
+                      "are accepted until the hold is released", code="CustomerOnHold")
+    if row["Status"] not in ("A", "O", "H"):
         raise invalid(table, field, f"customer {cust_id} has Status {row['Status']!r}; documents need an "
                       "active customer (A or O)", code="InactiveCustomer")
     return row

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ledgerlink.connectors.kit.sandbox_faults import FaultPlan
+
 
 class SeedAccount(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -68,6 +70,7 @@ class SandboxSettings(BaseModel):
     retained_earnings_account: str = "3900"
     default_sub: str = "000000"
     validate_acct_sub: bool = False
+    faults: FaultPlan = Field(default_factory=FaultPlan)  # the fault script at start (also /__sandbox/faults)
 
 
 def coerce_settings(settings: Mapping[str, Any] | SandboxSettings | None) -> SandboxSettings:

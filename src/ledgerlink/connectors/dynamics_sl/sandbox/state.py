@@ -23,7 +23,7 @@ class SandboxState:
         self.clock = clock  # SL's server time (local, naive); tests may replace it
         self.store = Store(settings.database, synchronous=settings.synchronous)
         self.tokens = Tokens(now=lambda: self.clock().timestamp(), ttl=settings.token_ttl_seconds)
-        self.faults = FaultScript()
+        self.faults = FaultScript(settings.faults)
         self._companies: dict[str, Company] = {}
         self._seed_if_empty()
 

@@ -9,6 +9,10 @@ Money is FLOAT here because it is FLOAT in SL; it goes in already rounded to
 the currency's ``DecPl`` and is read back through ``Decimal(repr(x))``, which
 is exact for a value rounded to at most a few decimal places. All arithmetic
 on amounts happens in ``Decimal``.
+
+SL must never hold a card number: the API refuses them (``CardDataRefused``),
+and with ``LEDGERLINK_PAN_GUARD`` set (tests) the connection itself checks
+every INSERT and UPDATE and raises ``CardNumberStored`` before one is written.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 from ledgerlink.connectors.dynamics_sl.sandbox.errors import invalid
 from ledgerlink.connectors.dynamics_sl.sandbox.tables import ALL_TABLES, NO_DATE, Column, Table
+from ledgerlink.model import storage_guard
 
 QTY_DECPL = 2  # INSetup.DecPlQty
 Clock = Callable[[], datetime]
@@ -31,9 +36,37 @@ def quantum(decpl: int) -> Decimal:
     return Decimal(1).scaleb(-decpl)
 
 
+def _check_write(sql: str, rows: list[Any]) -> None:
+    head = sql.lstrip()[:7].upper()
+    if not head.startswith(("INSERT", "UPDATE", "REPLACE")):
+        return
+    table = sql.split('"')[1] if '"' in sql else "a table"
+    for row in rows:
+        if isinstance(row, Mapping):
+            storage_guard.check(row.items(), where=f"the SL sandbox's {table}")
+        else:
+            storage_guard.check(((f"parameter {i + 1}", v) for i, v in enumerate(row)),
+                                where=f"the SL sandbox's {table}")
+    storage_guard.check([("statement text", sql)], where=f"the SL sandbox's {table}")
+
+
+class GuardedConnection(sqlite3.Connection):
+    """The store's connection while the storage guard is on: writes holding a card number raise."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        _check_write(sql, [parameters])
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        rows = list(parameters)
+        _check_write(sql, rows)
+        return super().executemany(sql, rows)
+
+
 class Store:
     def __init__(self, database: str, *, synchronous: str = "FULL") -> None:
-        self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+        factory = GuardedConnection if storage_guard.enabled() else sqlite3.Connection
+        self.conn = sqlite3.connect(database, isolation_level=None, check_same_thread=False, factory=factory)
         self.conn.row_factory = sqlite3.Row
         if database != ":memory:":
             self.conn.execute("PRAGMA journal_mode=WAL")

@@ -194,7 +194,7 @@ CUSTOMER = _t("Customer", [
     C("CardNbr", 20), C("CardHldrName", 60), *D("CardExpDate"), C("DfltShipToId", 10), C("PerNbr", 6),
     *D("SetupDate"), C("PriceClassID", 6), C("LanguageID", 4), C("DocPublishingFlag", 1), *I("NoteId"),
     *AUDIT, *USER8,
-], ("CustId",), indexes=(("EMailAddr",), ("Name",)), keyed=("User2",))
+], ("CustId",), indexes=(("EMailAddr",), ("Name",), ("LUpd_DateTime", "CustId")), keyed=("User2",))
 
 AR_BALANCES = _t("AR_Balances", [
     C("CpnyID", 10), C("CustID", 15), *M("CurrBal", "FutureBal", "AgeBal00", "AgeBal01", "AgeBal02",
@@ -230,6 +230,10 @@ SOLINE = _t("SOLine", [
     C("SlsSub", 24), C("COGSAcct", 10), C("COGSSub", 24), *I("NoteId"), *AUDIT, *USER10,
 ], ("CpnyID", "OrdNbr", "LineRef"))
 
+# what ``ar/posted-payments`` reads besides its key (sandbox/posted.py), carried in its index
+POSTED_COLUMNS = ("Rlsed", "User5", "S4Future12", "User1", "CustId", "CuryOrigDocAmt", "CuryId", "OrdNbr", "CustOrdNbr",
+                  "BatNbr", "PerPost", "Crtd_DateTime")
+
 ARDOC = _t("ARDoc", [
     C("CpnyID", 10), C("CustId", 15), C("DocType", 2), C("RefNbr", 10), C("BatNbr", 10), *I("BatSeq"),
     *D("DocDate", "DueDate", "DiscDate"), C("DocDesc", 30),
@@ -239,7 +243,9 @@ ARDOC = _t("ARDoc", [
     C("Terms", 2), C("SlsperId", 10), C("OrdNbr", 15), C("CustOrdNbr", 25), C("BankAcct", 10),
     C("BankSub", 24), C("BankID", 10), C("ApplBatNbr", 10), *I("ApplBatSeq"), *M("ApplAmt", "CuryApplAmt"),
     C("PmtMethod", 1), *M("RGOLAmt"), C("MasterDocNbr", 10), C("OrigDocNbr", 10), C("ProjectID", 16),
-    C("TaskID", 32), *S("NoPrtStmt"), *I("LineCntr", "NoteId"), *AUDIT, *S4FUTURE, *USER8,
+    C("TaskID", 32), *S("NoPrtStmt"), *I("LineCntr", "NoteId"),
+    *S("Cycle", "NbrCycle"),  # recurring (RC) documents: months between invoices, cycles left to generate
+    *AUDIT, *S4FUTURE, *USER8,
 ], ("CustId", "DocType", "RefNbr", "BatNbr", "BatSeq"),
     # company first: every query is scoped by CpnyID, and without statistics SQLite would otherwise
     # pick the unique (CpnyID, DocType, RefNbr) index for a BatNbr lookup and walk the whole company
@@ -247,7 +253,9 @@ ARDOC = _t("ARDoc", [
     unique=(("CpnyID", "DocType", "RefNbr"),), keyed=("CpnyID", "User2"),
     # the two dedicated reads of money movement: documents that carry a gateway id (posted payments, paged by
     # DocDate) and credit memos flagged "refund to card" (refund requests)
-    partial=(("gateway", ("CpnyID", "DocDate", "DocType", "RefNbr"), "User1 <> ' ' AND DocType IN ('PA', 'PP', 'DM')"),
+    # (the first also holds every column posted payments read, so a million-row day never touches the table)
+    partial=(("gateway", ("CpnyID", "DocDate", "DocType", "RefNbr", *POSTED_COLUMNS),
+              "User1 <> ' ' AND DocType IN ('PA', 'PP', 'DM')"),
              ("refund", ("CpnyID", "User6", "RefNbr"), "DocType = 'CM' AND User5 = 'CARDRFND'")))
 
 ARTRAN = _t("ARTran", [
@@ -301,12 +309,20 @@ XLLTASK = _t("xLLTask", [
 ], ("CpnyID", "TaskNbr"), indexes=(("CpnyID", "Status", "Category"), ("CpnyID", "Reference")),
     keyed=("CpnyID", "User2"))
 
+# Not an SL table: customers' gateway tokens (the link to a gateway customer and the stored cards it refers to),
+# shaped like an SL customisation table; sandbox/payment_profiles.py says why SL's own columns do not serve.
+XLLCUSTTOKEN = _t("xLLCustToken", [
+    C("CustId", 15), C("Gateway", 20), C("TokenKind", 2), C("TokenId", 40), C("CustToken", 40),
+    C("IdentToken", 40), C("Brand", 20), C("Last4", 4), *D("ExpDate"), C("Status", 1), *S("IsDefault"),
+    *AUDIT, *USER8,
+], ("CustId", "Gateway", "TokenId"), indexes=(("Gateway", "CustToken"),), unique=(("Gateway", "TokenId"),))
+
 SNOTE = _t("Snote", [
     *I("nID"), *D("dtRevisedDate"), C("sLevelName", 20), C("sTableName", 20), Column("sNoteText", "T"),
 ], ("nID",), identity="nID")
 
 ALL_TABLES: tuple[Table, ...] = (
     GLSETUP, ARSETUP, CURRNCY, ACCOUNT, SUBACCT, TERMS, CUSTCLASS, CUSTOMER, AR_BALANCES, SOTYPE,
-    SOHEADER, SOLINE, ARDOC, ARTRAN, ARADJUST, BATCH, GLTRAN, ACCTHIST, XLLTASK, SNOTE,
+    SOHEADER, SOLINE, ARDOC, ARTRAN, ARADJUST, BATCH, GLTRAN, ACCTHIST, XLLTASK, XLLCUSTTOKEN, SNOTE,
 )
 TABLES: dict[str, Table] = {t.name: t for t in ALL_TABLES}

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from ledgerlink.connectors.kit.columns import PostedFrame
 from ledgerlink.connectors.kit.errors import PermanentError
 from ledgerlink.connectors.kit.protocols import BackOffice
 from ledgerlink.model import (
@@ -555,6 +556,10 @@ async def posted_payments_report_receipts_and_refunds(env: ContractEnv) -> None:
     later = await bo.posted_payments(env.today + timedelta(days=1), env.today + timedelta(days=2))
     assert not set(captures) & {p.ref for p in later}
     assert await bo.posted_payments(env.today, env.today) == []
+    # the same read as columns (what reconciliation uses): the same documents and values
+    columns = await bo.posted_frame(env.today, env.today + timedelta(days=1))
+    expected = PostedFrame.from_records(list(posted.values())).payments.sort("ref")
+    assert columns.payments.sort("ref").equals(expected), columns.payments
 
 
 async def order_payment_statuses_are_idempotent(env: ContractEnv) -> None:

@@ -275,6 +275,8 @@ async def check_settlement_of_a_day(h: GatewayHarness) -> None:
     day = await h.close_day()
     settlement = await h.gateway.settlement(day)
     _expect(settlement.day == day and settlement.gateway == h.gateway.name, "the settlement is the day's")
+    frame = await h.gateway.settlement_frame(day)  # the same day as columns (what reconciliation reads)
+    _expect(frame.to_settlement() == settlement, "settlement_frame(day) is settlement(day) in columns")
     found: dict[str, list[SettlementLine]] = {}
     for batch in settlement.batches:
         _expect(batch.deposit == batch.net, f"batch {batch.batch_id}: deposit {batch.deposit} is not its net")
@@ -376,6 +378,27 @@ async def check_webhooks_for_each_event_type(h: GatewayHarness) -> None:
                 f"no {event_type.value} webhook for {payment_id} (saw {sorted(seen.get(payment_id, set()))})")
 
 
+async def check_transaction_events_name_the_webhooks(h: GatewayHarness) -> None:
+    """What the gap sweep relies on: listing a window's transactions gives, for each payment webhook, an event
+    with that webhook's event id (so a stored sweep event and the late webhook are one inbox row)."""
+    await _deliveries(h)
+    start = datetime.now(UTC) - timedelta(seconds=2)
+    auth = await h.authorize()
+    await h.gateway.capture(auth.id, h.approve_amount)
+    await h.authorize(capture=True)
+    await h.authorize(h.decline_amount)
+    webhooks = {e.event_id: e for e in _events(h, await _deliveries(h))
+                if e.event_type in (EventType.PAYMENT, EventType.CAPTURE, EventType.DECLINE)}
+    _expect(len(webhooks) >= 4, f"four payment webhooks expected, saw {sorted(webhooks)}")
+    listed = {e.event_id: e for e in await h.gateway.transaction_events(start, datetime.now(UTC) + timedelta(seconds=2))}
+    for event_id, webhook in webhooks.items():
+        _expect(event_id in listed, f"transaction_events has no event {event_id} (listed {sorted(listed)})")
+        _expect(listed[event_id].payment_id == webhook.payment_id, f"{event_id} names another payment")
+        _expect(listed[event_id].event_type is webhook.event_type, f"{event_id} is another type of event")
+    _expect(await h.gateway.transaction_events(start - timedelta(hours=2), start - timedelta(hours=1)) == [],
+            "a window before these payments lists none of them")
+
+
 async def _fresh_delivery(h: GatewayHarness) -> WebhookDelivery:
     await _deliveries(h)
     await h.authorize()
@@ -426,7 +449,7 @@ PAYMENT_CHECKS = (
 SETTLEMENT_CHECKS = (check_settlement_of_a_day, check_disputes_by_stage, check_malformed_reports_refused)
 WEBHOOK_CHECKS = (
     check_webhooks_for_each_event_type, check_forged_webhook_refused, check_stale_webhook_refused,
-    check_replayed_webhook_refused,
+    check_replayed_webhook_refused, check_transaction_events_name_the_webhooks,
 )
 
 
@@ -504,3 +527,7 @@ class PaymentGatewayContract:
     async def test_replayed_webhook_refused(self, harness: GatewayHarness) -> None:
         _needs_webhooks(harness)
         await check_replayed_webhook_refused(harness)
+
+    async def test_transaction_events_name_the_webhooks(self, harness: GatewayHarness) -> None:
+        _needs_webhooks(harness)
+        await check_transaction_events_name_the_webhooks(harness)
