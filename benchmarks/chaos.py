@@ -397,7 +397,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent shop requests")
     parser.add_argument("--maintenance", type=float, default=10.0, help="seconds SL is down mid-run")
     parser.add_argument("--kill-every", type=float, default=15.0, help="mean seconds between kills (±50 %%)")
-    parser.add_argument("--grace", type=float, default=120.0,
+    parser.add_argument("--grace", type=float, default=300.0,
                         help="the gap sweep leaves younger transactions to their webhooks (seconds)")
     parser.add_argument("--drain-timeout", type=float, default=600.0)
     parser.add_argument("--keep", action="store_true", help="keep the work directory (databases and logs)")

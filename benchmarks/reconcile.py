@@ -24,6 +24,9 @@ Printed: the command's wall time and peak RSS (its own ``VmHWM``, written when i
 and its stages as the engine recorded them, the CPU time the two sandboxes spent meanwhile, the load average,
 and the check. ``--path core`` times only the in-memory core on the same data: the connector's column reader,
 the matcher and the journals (no HTTP, no database).
+
+Investigation aids: ``BENCH_RSS_TRACE=<file>`` writes the engine's resident set every 50 ms, and
+``BENCH_PYSPY=<file>`` runs the engine under ``py-spy record`` (collapsed stacks).
 """
 
 from __future__ import annotations

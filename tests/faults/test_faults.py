@@ -37,7 +37,7 @@ from tests.flows.harness import Pair, running_pair
 
 pytestmark = pytest.mark.timeout(90)
 
-SALES, PAIRS = 200, 50  # 300 webhook events: 200 sales, 50 authorisations and their 50 captures
+SALES, PAIRS = 150, 50  # 250 webhook events: 150 sales, 50 authorisations and their 50 captures
 RUNTIME = {"backoff": {"base_seconds": 0.02, "cap_seconds": 0.25, "max_attempts": 60}}
 
 
@@ -69,6 +69,7 @@ def attempts(pair: Pair) -> list[dict[str, Any]]:
     return [entry for row in rows for entry in orjson.loads(row.history)]
 
 
+@pytest.mark.slow
 async def test_error_rates_per_endpoint_500_502_503(tmp_path: Path) -> None:
     async with faulty_pair(tmp_path, emitter={"payload_detail": "id_only"}) as pair:
         pair.sl.faults.load(FaultPlan(seed=11, rules=[
@@ -126,6 +127,7 @@ async def test_timeouts_after_commit_post_once(tmp_path: Path) -> None:
         assert counters.get("effects.recovered", 0) > 10, counters  # found by key, not created again
 
 
+@pytest.mark.slow
 async def test_connection_resets_before_and_after_commit(tmp_path: Path) -> None:
     async with faulty_pair(tmp_path, emitter={"payload_detail": "id_only"}) as pair:
         pair.sl.faults.load(FaultPlan(seed=51, rules=[

@@ -57,6 +57,20 @@ async def test_after_downtime_a_job_runs_once_not_once_per_missed_tick(database)
     assert await scheduler.run_due() == 0
     next_run = database.read_sync(lambda conn: conn.execute(select(schedules.c.next_run_at)).scalar_one())
     assert next_run == next_tick("* * * * *", "UTC", clock.now)
+    # the one run is for the first missed tick and says which was the last, so a job can catch up
+    body = orjson.loads(database.read_sync(lambda conn: conn.execute(select(inbox.c.body)).scalar_one()))
+    assert (body["tick"], body["args"]) == (START + 60, {"through": START + 3600})
+
+
+async def test_a_tick_on_time_names_no_later_one(database):
+    clock = Clock(START)
+    scheduler = Scheduler(database, [EVERY_MINUTE], buckets=16, clock=clock)
+    await scheduler.start()
+    await scheduler.stop()
+    clock.now = START + 61
+    assert await scheduler.run_due() == 1
+    body = orjson.loads(database.read_sync(lambda conn: conn.execute(select(inbox.c.body)).scalar_one()))
+    assert (body["tick"], body["args"]) == (START + 60, {})
 
 
 async def test_a_changed_cron_reschedules(database):

@@ -18,7 +18,7 @@ from ledgerlink.connectors.cybersource.batch_detail import (
 from ledgerlink.connectors.kit.columns import SETTLEMENT_LINE_SCHEMA
 from ledgerlink.model import InvalidInput
 
-from .test_batch_detail import HEADER, ROWS, TITLE, UNREADABLE, report
+from .test_batch_detail import HEADER, ROWS, UNREADABLE, report
 
 
 def outcome(read: object, data: bytes) -> object:

@@ -49,6 +49,13 @@ async def test_the_csv_page_has_the_json_pages_rows_and_its_cursor_in_a_header(a
     assert first.headers["x-next-after"] == (await _ok(await api.get(POSTED + query + "&$top=2")))["NextAfter"]
     await _refused(await api.get(POSTED + "?DocDateFrom=03/14/2026", headers={"Accept": "text/csv"}), 400, "ARDoc",
                    "DocDateTo")
+    chosen = await api.get(POSTED + query + "&$select=RefNbr,CuryOrigDocAmt", headers={"Accept": "text/csv"})
+    assert chosen.text.splitlines()[:2] == ["RefNbr,CuryOrigDocAmt", f'"{rows[0]["RefNbr"]}",{rows[0]["CuryOrigDocAmt"]}']
+    await _refused(await api.get(POSTED + query + "&$select=RefNbr,Nope", headers={"Accept": "text/csv"}), 400,
+                   "ARDoc", "$select")
+    await _refused(await api.get(POSTED + query + "&$top=50001", headers={"Accept": "text/csv"}), 400, "ARDoc",
+                   "$top")
+    assert (await api.get(POSTED + query + "&$top=50000", headers={"Accept": "text/csv"})).status_code == 200
 
 
 async def test_posted_frame_holds_what_posted_payments_returns(app: Starlette) -> None:

@@ -386,7 +386,7 @@ def _read_columns(data: bytes, report: str) -> BatchColumns | None:
                            encoding="utf8", new_columns=[f"c{position}" for position in range(len(names))])
 
     try:
-        lines = _checked(scan().rename({f"c{index[name]}": name for name in COLUMNS}), len(names))
+        lines = _checked(scan().rename({f"c{index[name]}": name for name in COLUMNS}))
     except Exception:  # malformed CSV, bad UTF-8, too many fields: the record reader says which and where
         return None
     # blank lines are rows of nulls to polars; the record reader skips them, and so may this one at the end
@@ -419,7 +419,7 @@ def _trailing_true(flags: pl.Series) -> int:
     return flags.len() - (int(falses[-1]) + 1 if falses.len() else 0)
 
 
-def _checked(raw: pl.LazyFrame, width: int) -> pl.DataFrame:
+def _checked(raw: pl.LazyFrame) -> pl.DataFrame:
     """The canonical columns of every record, with ``bad`` (some rule of ``_rows`` fails), ``blank`` (a row of
     nulls: a blank line) and ``day`` (the batch date) beside them."""
     parts = pl.col("amount").str.extract_groups(_FAST_AMOUNT)

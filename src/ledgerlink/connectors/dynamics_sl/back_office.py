@@ -297,13 +297,13 @@ class DynamicsSLBackOffice:
             following = (asyncio.ensure_future(self.client.posted_payments_csv(start, end, after, size, columns))
                          if after else None)
             try:
-                pages.add(data)
+                await asyncio.to_thread(pages.add, data)  # polars, off the event loop (it lets go of the GIL)
             except BaseException:
                 if following is not None:
                     following.cancel()
                 raise
             if following is None:
-                pages.flush()
+                await asyncio.to_thread(pages.flush)
                 return pages.frames
             data, after = await following
 

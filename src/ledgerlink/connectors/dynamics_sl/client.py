@@ -20,7 +20,7 @@ import orjson
 from ledgerlink.connectors.dynamics_sl import schemas as S
 from ledgerlink.connectors.kit.errors import Conflict, ConnectorError
 from ledgerlink.connectors.kit.guard import operation_extensions
-from ledgerlink.connectors.kit.http import error_for_response, error_for_transport, make_client
+from ledgerlink.connectors.kit.http import error_for_response, error_for_transport, make_client, whole_body
 from ledgerlink.connectors.kit.retry import RetryDecisions
 
 SYSTEM = "dynamics_sl"
@@ -258,10 +258,17 @@ class DynamicsSLClient:
         last)."""
         call = Calls.posted_payments(start, end, after, top)
         url = call.url + (f"&$select={','.join(select)}" if select else "")
-        response = await self._post_or_get("GET", url, None, {"Accept": "text/csv"}, call.operation)
-        if not response.is_success:
-            raise self.error(response, call.operation)
-        return response.content, response.headers.get("X-Next-After")
+        self.requests_sent += 1
+        try:  # streamed into one buffer of the announced length: a page is megabytes
+            async with self._http.stream("GET", API + url, headers={"Accept": "text/csv"},
+                                         extensions=operation_extensions(call.operation)) as response:
+                if not response.is_success:
+                    await response.aread()
+                    raise self.error(response, call.operation)
+                body = await whole_body(response, system=SYSTEM, operation=call.operation)
+                return body, response.headers.get("X-Next-After")
+        except httpx.HTTPError as exc:
+            raise error_for_transport(exc, system=SYSTEM, operation=call.operation) from exc
 
     async def send_batch(self, calls: Sequence[SLCall]) -> list[Any]:
         """Many operations in one ``$batch``: a result or a ``ConnectorError`` per call, in order."""

@@ -75,3 +75,26 @@ def error_for_response(
 def error_for_transport(exc: httpx.HTTPError, *, system: str, operation: str) -> ConnectorError:
     """Timeouts, resets and refused connections: the outcome is unknown, so retry (steps are idempotent)."""
     return RetryableError(f"{system} {operation}: {type(exc).__name__}: {exc}", system=system, operation=operation)
+
+
+async def whole_body(response: httpx.Response, *, system: str, operation: str) -> bytes:
+    """A streamed response's body. With its length announced (and no compression) it is read into one buffer
+    of that length: a report or a page of rows is megabytes, and gathering the pieces and joining them held
+    it twice and left the pieces' memory with the process. A body longer or shorter than announced is a
+    ``RetryableError`` (the transfer broke; the read is safe to repeat)."""
+    length = response.headers.get("content-length", "")
+    if not length.isdigit() or response.headers.get("content-encoding", "identity") != "identity":
+        return await response.aread()
+    buffer = bytearray(int(length))
+    at = 0
+    with memoryview(buffer) as view:
+        async for chunk in response.aiter_raw():
+            if at + len(chunk) > len(buffer):
+                raise RetryableError(f"{system} {operation}: more than the {length} bytes announced", system=system,
+                                     operation=operation, status=response.status_code)
+            view[at:at + len(chunk)] = chunk
+            at += len(chunk)
+    if at != len(buffer):
+        raise RetryableError(f"{system} {operation}: {at} of the {length} bytes announced", system=system,
+                             operation=operation, status=response.status_code)
+    return bytes(buffer)

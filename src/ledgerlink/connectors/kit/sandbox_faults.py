@@ -46,7 +46,6 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FaultKind = Literal["error", "reset", "timeout", "latency"]
-log = logging.getLogger(__name__)
 
 
 class FaultRule(BaseModel):

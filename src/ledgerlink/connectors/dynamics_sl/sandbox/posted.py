@@ -62,10 +62,13 @@ def search_csv(ctx: Ctx, query: Mapping[str, str]) -> tuple[bytes, str | None]:
     the last)."""
     start, end, top, after = _query(ctx, query, MAX_CSV_PAGE)
     columns = _select(query.get("$select"))
-    rows = ctx.store.conn.execute(_csv_sql(columns), (ctx.company.cpny, start, end, *after, top,
-                                                      ctx.company.decpl)).fetchall()
+    params = (ctx.company.cpny, start, end, *after, top)
+    rows = ctx.store.conn.execute(_csv_sql(columns), (*params, ctx.company.decpl)).fetchall()
     data = "\r\n".join([",".join(columns), *(row[0] for row in rows), ""]).encode()
-    return data, rows[-1][1] if len(rows) == top else None
+    if len(rows) < top:
+        return data, None
+    last = ctx.store.conn.execute(LAST_SQL, params).fetchone()  # the page's last key: the next page's cursor
+    return data, f"{last[0]}|{last[1]}|{last[2].rstrip()}"
 
 
 # How each column is written: as is, quoted (``"%w"``: in double quotes, a double quote in it doubled, as CSV
@@ -79,8 +82,11 @@ _CSV_FIELDS = {"DocType": ("%s", "DocType"), "CuryOrigDocAmt": ("%.*f", "?8, Cur
 def _csv_sql(columns: tuple[str, ...]) -> str:
     fields = [_CSV_FIELDS.get(name, ('"%w"', name)) for name in columns]
     printf = f"printf('{','.join(f for f, _ in fields)}', {', '.join(a for _, a in fields)})"
-    return SQL.replace(SQL[SQL.index("SELECT ") + 7:SQL.index(" FROM ARDoc")],
-                       f"{printf}, DocDate || '|' || DocType || '|' || rtrim(RefNbr)")
+    return SQL.replace(SQL[SQL.index("SELECT ") + 7:SQL.index(" FROM ARDoc")], printf)
+
+
+LAST_SQL = SQL.replace(SQL[SQL.index("SELECT ") + 7:SQL.index(" FROM ARDoc")], "DocDate, DocType, RefNbr").replace(
+    "LIMIT ?7", "LIMIT 1 OFFSET ?7 - 1")
 
 
 def _select(raw: str | None) -> tuple[str, ...]:
