@@ -74,9 +74,9 @@ def make_token(db: Database, name: str, role: Role | str, actor: str = "test") -
 
 
 @asynccontextmanager
-async def admin_service(database_url: str) -> AsyncIterator[Service]:
+async def admin_service(database_url: str, schema: str | None = None) -> AsyncIterator[Service]:
     spec = parse_integration(integration_document(flows=ALL_FLOWS))
-    db = Database(database_url)
+    db = Database(database_url, schema=schema)
     records = Records(cases=DatabaseCaseBook(db), ledger=DatabaseReconciliationLedger(db),
                       reviews=DatabaseReviewQueue(db, buckets=spec.runtime.buckets), risk=DatabaseRiskLedger(db),
                       outbox=DatabaseNotificationOutbox(db), card_retries=DatabaseCardRetryLedger(db))

@@ -7,6 +7,7 @@ before any route runs. So a card number typed into an admin request is never
 stored, logged by a route, or echoed back (a 404 that repeats the path, a
 validation error that repeats the input). Webhooks do not pass here: their
 fast path (``service.webhooks``) runs first and does the same check itself.
+The same pass refuses a NUL character anywhere in the request (``service.text_guard``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledgerlink.model.cardnumbers import contains_card_number, redact_card_numbers
+from ledgerlink.service.text_guard import nul_fields, nul_refusal
 from ledgerlink.service.webhooks import body_card_number_fields, card_number_refusal
 
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -55,6 +57,10 @@ class CardNumberGuard:
         fields = request_card_number_fields(scope.get("path", ""), scope.get("query_string", b""), body)
         if fields:
             await card_number_refusal(fields)(scope, receive, send)
+            return
+        fields = nul_fields(scope.get("path", ""), scope.get("query_string", b""), body)
+        if fields:  # PostgreSQL refuses a NUL in text: a 400 here, not a 500 in a route
+            await nul_refusal(fields)(scope, receive, send)
             return
 
         async def replay() -> Message:

@@ -1,0 +1,36 @@
+"""NUL characters at the edge of every route but the webhooks' fast path.
+
+A NUL is legal in a URL (``%00``) and in JSON (``\\u0000``) but PostgreSQL refuses it in any text value, so
+one that reached a query would fail there as a 500 on PostgreSQL and be stored on SQLite. No field of the
+admin API has a use for it: ``service.card_guard``'s middleware refuses it up front as a 400 naming where it
+was, before any route runs.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.responses import Response
+
+from ledgerlink.model.cardnumbers import redact_card_numbers
+
+_REASON = "contains a NUL character, which no field accepts"
+
+
+def nul_fields(path: str, query_string: bytes, body: bytes) -> list[str]:
+    """The parts of a request that hold a NUL character, named (never the value)."""
+    fields = ["path"] if "\x00" in path else []
+    if query_string:
+        for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+            if "\x00" in name or "\x00" in value:
+                fields.append(f"query.{redact_card_numbers(name.replace(chr(0), '?'))}")
+    if b"\\u0000" in body or b"\x00" in body:  # JSON can carry a NUL only escaped; a raw one is not JSON
+        fields.append("body")
+    return fields
+
+
+def nul_refusal(fields: list[str]) -> Response:
+    return Response(orjson.dumps({"error": "invalid_input", "message": f"{', '.join(fields)}: {_REASON}",
+                                  "fields": [{"field": field, "reason": _REASON} for field in fields]}),
+                    status_code=400, media_type="application/json")
