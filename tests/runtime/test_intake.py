@@ -97,6 +97,31 @@ async def test_a_failed_commit_acknowledges_nothing(sqlite_url):
     assert all(isinstance(r, Exception) for r in results)
 
 
+class PoisonRefusingIntake(Intake):
+    """The database refusing one event of a group commit (as PostgreSQL refuses a value it cannot hold)."""
+
+    def _store(self, conn, items):  # type: ignore[no-untyped-def]
+        if any(it.event_id == "poison" for it in items):
+            raise ValueError("the database refused a value")
+        return super()._store(conn, items)
+
+
+async def test_an_event_the_database_refuses_fails_alone_not_its_whole_group_commit(database):
+    intake = PoisonRefusingIntake(database, buckets=16)
+    await intake.start()
+    try:
+        items = [item(f"ok-{i}", f"order-{i}") for i in range(10)] + [item("poison", "order-x")]
+        items += [item(f"ok-{i}", f"order-{i}") for i in range(10, 20)]
+        results = await asyncio.gather(*(intake.submit(it) for it in items), return_exceptions=True)
+        assert await intake.submit(item("after", "order-y")) is IntakeResult.ACCEPTED  # intake still runs
+    finally:
+        await intake.stop()
+    assert isinstance(results[10], ValueError)
+    assert [r for i, r in enumerate(results) if i != 10] == [IntakeResult.ACCEPTED] * 20
+    stored = database.read_sync(lambda conn: conn.execute(select(inbox.c.event_id)).scalars().all())
+    assert sorted(stored) == sorted([f"ok-{i}" for i in range(20)] + ["after"])
+
+
 async def test_submit_refuses_when_not_running(database):
     intake = Intake(database, buckets=16)
     with pytest.raises(RuntimeError):

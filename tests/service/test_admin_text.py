@@ -50,7 +50,7 @@ async def test_a_nul_character_in_a_body_or_path_is_a_400_that_changes_nothing(s
     before = (await service.http.get("/admin/tokens", headers=auth)).json()
     refused = await service.http.post("/admin/tokens", content=b'{"name": "ops\\u0000", "role": "viewer"}',
                                       headers={**auth, "Content-Type": "application/json"})
-    assert refused.status_code == 400 and refused.json()["fields"][0]["field"] == "body", refused.text
+    assert refused.status_code == 400 and refused.json()["issues"][0]["field"] == "body", refused.text
     assert (await service.http.get("/admin/tokens", headers=auth)).json() == before
     revoke = await service.http.post("/admin/tokens/viewer-1%00/revoke", json={}, headers=auth)
-    assert revoke.status_code == 400 and revoke.json()["fields"][0]["field"] == "path", revoke.text
+    assert revoke.status_code == 400 and revoke.json()["issues"][0]["field"] == "path", revoke.text

@@ -187,3 +187,32 @@ async def test_dead_letters_can_be_listed_shown_and_replayed_through_the_admin_a
         await pair.settle()
         assert len(await pair.orders_for("WEB-DLQ-1")) == 1
         assert (await pair.engine_http.post("/admin/dlq/999999/replay")).status_code == 404
+
+
+@pytest.mark.parametrize("where", ["id", "code", "eventType", "raw"])
+async def test_a_nul_character_or_an_oversized_id_is_a_400_on_either_database_and_stores_nothing(
+    tmp_path: Path, database_target: tuple[str, str | None], where: str
+) -> None:
+    """PostgreSQL refuses a NUL in text and an identifier longer than its column; SQLite would take both. The
+    edge refuses them on both, and a good notification after them is stored."""
+    url, schema = database_target
+    async with running_pair(tmp_path, url, schema) as pair:
+        document = notification(clientReferenceInformation={"code": "WEB-1"})
+        if where == "id":
+            document["payload"]["data"]["id"] += "\x00x"
+        elif where == "code":
+            document["payload"]["data"]["clientReferenceInformation"]["code"] += "\x00"
+        elif where == "eventType":
+            document["eventType"] += "\x00"
+        body, headers = signed(document)
+        if where == "raw":
+            body, headers = signed(body.replace(b"WEB-1", b"WEB-1\x00"))
+        refused = await post(pair, body, headers)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["issues"][0]["field"] == "body" and "NUL" in refused.text
+        long_id = notification(txn_id="7" * 300)
+        too_long = await post(pair, *signed(long_id))
+        assert too_long.status_code == 400 and too_long.json()["issues"][0]["field"] == "event id", too_long.text
+        assert stored(pair) == 0
+        assert (await post(pair, *signed(notification()))).status_code == 200
+        assert stored(pair) == 1

@@ -107,9 +107,10 @@ class Intake:
                     results = await self._db.write(lambda conn, items=items: self._store(conn, items))
                 except Exception as exc:  # the whole transaction rolled back: nothing was acknowledged
                     log.exception("intake commit failed for %d events", len(items))
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
+                    if len(batch) > 1:
+                        await self._store_one_by_one(batch)
+                    elif not batch[0][1].done():
+                        batch[0][1].set_exception(exc)
                     continue
                 INTAKE_COMMIT.observe(time.perf_counter() - started)
                 INTAKE_BATCH.observe(len(items))
@@ -120,6 +121,22 @@ class Intake:
                     self._on_commit()
             if self._closing and not self._queue:
                 return
+
+    async def _store_one_by_one(self, batch: list[tuple[InboxItem, asyncio.Future[IntakeResult]]]) -> None:
+        """After a failed group commit: each event in a transaction of its own, so one the database refuses
+        (a value PostgreSQL will not take) fails alone instead of taking its neighbours down with it."""
+        for item, future in batch:
+            try:
+                result = (await self._db.write(lambda conn, item=item: self._store(conn, [item])))[0]
+            except Exception as exc:
+                log.warning("intake refused event %s of %s: %s", item.event_id, item.source, type(exc).__name__)
+                if not future.done():
+                    future.set_exception(exc)
+                continue
+            if not future.done():
+                future.set_result(result)
+            if self._on_commit is not None:
+                self._on_commit()
 
     def _store(self, conn: Connection, items: Sequence[InboxItem]) -> list[IntakeResult]:
         return store_items(self._db, conn, items, buckets=self._buckets, now=self._clock())

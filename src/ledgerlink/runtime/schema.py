@@ -43,14 +43,17 @@ DEAD = "dead"
 
 _big_id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite rowid aliasing needs INTEGER
 
+# What the inbox's identifiers may hold: PostgreSQL enforces it, so intake checks it first.
+EVENT_ID_LENGTH, EVENT_TYPE_LENGTH, PARTITION_KEY_LENGTH = 255, 128, 255
+
 inbox = Table(
     "ll_inbox",
     metadata,
     Column("seq", _big_id, primary_key=True, autoincrement=True),
     Column("source", String(64), nullable=False),
-    Column("event_id", String(255), nullable=False),
-    Column("event_type", String(128), nullable=False),
-    Column("partition_key", String(255), nullable=False),
+    Column("event_id", String(EVENT_ID_LENGTH), nullable=False),
+    Column("event_type", String(EVENT_TYPE_LENGTH), nullable=False),
+    Column("partition_key", String(PARTITION_KEY_LENGTH), nullable=False),
     Column("bucket", Integer, nullable=False),
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, server_default=text("0")),

@@ -1,9 +1,9 @@
-"""NUL characters at the edge of every route but the webhooks' fast path.
+"""NUL characters at the edge of every route: the admin API's and the webhooks'.
 
 A NUL is legal in a URL (``%00``) and in JSON (``\\u0000``) but PostgreSQL refuses it in any text value, so
 one that reached a query would fail there as a 500 on PostgreSQL and be stored on SQLite. No field of the
-admin API has a use for it: ``service.card_guard``'s middleware refuses it up front as a 400 naming where it
-was, before any route runs.
+admin API or of a gateway's notification has a use for it: ``service.card_guard``'s middleware and the webhook
+endpoint refuse it up front as a 400 naming where it was, before anything is stored.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.responses import Response
 
+from ledgerlink.model import FieldIssue, InvalidInput
 from ledgerlink.model.cardnumbers import redact_card_numbers
 
-_REASON = "contains a NUL character, which no field accepts"
+NUL_REASON = "contains a NUL character, which no field accepts"
 
 
 def nul_fields(path: str, query_string: bytes, body: bytes) -> list[str]:
@@ -30,7 +31,6 @@ def nul_fields(path: str, query_string: bytes, body: bytes) -> list[str]:
     return fields
 
 
-def nul_refusal(fields: list[str]) -> Response:
-    return Response(orjson.dumps({"error": "invalid_input", "message": f"{', '.join(fields)}: {_REASON}",
-                                  "fields": [{"field": field, "reason": _REASON} for field in fields]}),
-                    status_code=400, media_type="application/json")
+def nul_refusal(fields: list[str], *, source: str = "request") -> Response:
+    refused = InvalidInput([FieldIssue(field, NUL_REASON) for field in fields], source=source)
+    return Response(orjson.dumps(refused.as_dict()), status_code=400, media_type="application/json")

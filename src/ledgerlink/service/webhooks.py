@@ -26,9 +26,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ledgerlink.connectors.kit.errors import WebhookRejected
 from ledgerlink.connectors.kit.protocols import WebhookSource
-from ledgerlink.model import EventType, InvalidInput
+from ledgerlink.model import EventType, FieldIssue, InvalidInput
 from ledgerlink.model.cardnumbers import card_number_fields, contains_card_number, redact_card_numbers
 from ledgerlink.runtime.intake import InboxItem, Intake
+from ledgerlink.runtime.schema import EVENT_ID_LENGTH, EVENT_TYPE_LENGTH, PARTITION_KEY_LENGTH
+from ledgerlink.service.text_guard import nul_fields, nul_refusal
 from ledgerlink.telemetry import WEBHOOKS
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,15 @@ def card_number_refusal(fields: list[str]) -> Response:
     return _json(422, {"error": "card_number_refused",
                        "message": "a full card number is not accepted; send gateway tokens only",
                        "fields": fields})
+
+
+def _fits_the_inbox(event_id: str, partition_key: str, event_type: str, *, source: str) -> None:
+    """Identifiers longer than the inbox's columns: PostgreSQL would refuse them at commit (SQLite would not)."""
+    issues = [FieldIssue(field, f"longer than {limit} characters") for field, value, limit in (
+        ("event id", event_id, EVENT_ID_LENGTH), ("partition key", f"{source}:{partition_key}", PARTITION_KEY_LENGTH),
+        ("event type", event_type, EVENT_TYPE_LENGTH)) if len(value) > limit]
+    if issues:
+        raise InvalidInput(issues, source=source)
 
 
 class WebhookEndpoint:
@@ -113,8 +124,13 @@ class WebhookEndpoint:
             WEBHOOKS.labels(name, "card_number").inc()
             log.warning("webhook from %s refused: card number in %s (not stored)", name, ", ".join(fields))
             return card_number_refusal(fields)
+        if nul_fields("", b"", body):
+            WEBHOOKS.labels(name, "invalid").inc()
+            log.warning("webhook from %s refused: a NUL character in its body", name)
+            return nul_refusal(["body"], source=name)
         try:
             event = source.parse_webhook(headers, body)
+            _fits_the_inbox(event.event_id, event.partition_key, event.gateway_event_type, source=name)
         except InvalidInput as exc:
             WEBHOOKS.labels(name, "invalid").inc()
             log.warning("webhook from %s refused: %s", name, exc)
