@@ -129,3 +129,41 @@ async def test_risk_scores_keep_the_first_and_give_the_customers_history(db: Dat
     history = await ledger.history("cust", before=datetime.fromtimestamp(base, UTC), currency="USD", exclude="p2")
     assert history.payments == 2 and history.mean_amount == Money.of("20.00", "USD").amount
     assert history.last_hour == 1 and history.last_day == 2 and history.countries == {"US", "GB"}
+
+
+async def test_concurrent_scores_share_transactions_and_a_row_the_database_refuses_fails_alone(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = DatabaseRiskLedger(db)
+    writes = 0
+    write = db.write
+
+    async def counted(fn):  # type: ignore[no-untyped-def]
+        nonlocal writes
+        writes += 1
+        return await write(fn)
+
+    monkeypatch.setattr(db, "write", counted)
+    at = datetime.fromtimestamp(1_700_000_000, UTC)
+
+    async def score(index: int, value: float, payment_id: str = "") -> RiskScore:
+        return await ledger.record(gateway="cs", payment_id=payment_id or f"p{index}", customer_key=f"c{index % 7}",
+                                   observed_at=at, amount=Money.of("5.00", "USD"), country="US",
+                                   score=RiskScore(score=value, model="m"))
+
+    first = await asyncio.gather(*(score(i, 0.25) for i in range(200)))
+    assert [s.score for s in first] == [0.25] * 200 and writes < 10, writes
+    # the first score is kept: a second round (with one id too long for its column) gets it back
+    again = await asyncio.gather(*(score(i, 0.75) for i in range(200)), score(999, 0.5, "p" * 200),
+                                 return_exceptions=True)
+    assert [s.score for s in again[:200]] == [0.25] * 200  # type: ignore[union-attr]
+    if db.is_sqlite:  # SQLite keeps what it is given; PostgreSQL refuses the row, and only that row
+        assert again[200].score == 0.5  # type: ignore[union-attr]
+    else:
+        assert isinstance(again[200], Exception)
+    found = await asyncio.gather(*(ledger.recorded("cs", f"p{i}") for i in (0, 5, 199, 1000)))
+    assert [s.score if s else None for s in found] == [0.25, 0.25, 0.25, None]
+    histories = await asyncio.gather(*(ledger.history(f"c{k}", before=datetime.fromtimestamp(1_700_000_001, UTC),
+                                                      currency="USD", exclude="p0") for k in range(7)))
+    in_sqlite = 1 if db.is_sqlite else 0  # p999's row, kept by SQLite only (999 % 7 == 5)
+    assert [h.payments for h in histories] == [28, 29, 29, 29, 28, 28 + in_sqlite, 28]

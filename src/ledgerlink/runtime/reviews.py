@@ -9,13 +9,16 @@ or nothing happened; a second decision finds the case closed and is refused.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
+from ledgerlink.connectors.kit.batching import MicroBatcher
 from ledgerlink.flows.context import OutboundEvent
 from ledgerlink.flows.ports import UnknownCase
 from ledgerlink.model import (
@@ -146,49 +149,111 @@ class DatabaseReviewQueue:
         return await self._db.read(lambda conn: [_read(row) for row in conn.execute(query)])
 
 
+@dataclass(frozen=True, slots=True)
+class _HistoryQuery:
+    customer_key: str
+    end: float
+    currency: str
+    exclude: str
+
+
 class DatabaseRiskLedger:
+    """Every payment is scored once: its score is looked up, its customer's history read, and the score
+    kept. Hundreds of flows do that at once, so each of the three is micro-batched: one read (or one write
+    transaction, one fsync) for every call made in the same turn of the event loop, instead of one each. A
+    batch the database refuses as a whole is written row by row, so one bad row fails alone."""
+
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._records: MicroBatcher[tuple[dict[str, Any], RiskScore], RiskScore] = MicroBatcher(
+            self._record_batch, max_batch=500, max_in_flight=2)
+        self._lookups: MicroBatcher[tuple[str, str], RiskScore | None] = MicroBatcher(
+            self._lookup_batch, max_batch=500, max_in_flight=2)
+        self._histories: MicroBatcher[_HistoryQuery, CustomerHistory] = MicroBatcher(
+            self._history_batch, max_batch=200, max_in_flight=2)
 
     async def recorded(self, gateway: str, payment_id: str) -> RiskScore | None:
-        query = select(risk_scores.c.document).where(risk_scores.c.gateway == gateway,
-                                                    risk_scores.c.payment_id == payment_id)
-        row = await self._db.read(lambda conn: conn.execute(query).first())
-        return RiskScore.model_validate_json(row.document) if row is not None else None
+        return await self._lookups.submit((gateway, payment_id))
 
     async def history(self, customer_key: str, *, before: datetime, currency: str,
                       exclude: str) -> CustomerHistory:
-        end = before.timestamp()
-        query = (select(risk_scores.c.payment_id, risk_scores.c.observed_at, risk_scores.c.amount,
-                        risk_scores.c.currency, risk_scores.c.country)
-                 .where(risk_scores.c.customer_key == customer_key, risk_scores.c.observed_at < end,
-                        risk_scores.c.observed_at >= end - timedelta(days=HISTORY_DAYS).total_seconds())
-                 .order_by(risk_scores.c.observed_at.desc()).limit(HISTORY_ROWS))
-        rows = [r for r in await self._db.read(lambda conn: list(conn.execute(query))) if r.payment_id != exclude]
-        same = [Decimal(r.amount) for r in rows if r.currency == currency]
-        return CustomerHistory(
-            payments=len(rows),
-            mean_amount=(sum(same, Decimal(0)) / len(same)).quantize(Decimal("0.01")) if same else None,
-            last_hour=sum(1 for r in rows if r.observed_at >= end - 3600),
-            last_day=sum(1 for r in rows if r.observed_at >= end - 86400),
-            countries=frozenset(r.country for r in rows if r.country),
-        )
+        return await self._histories.submit(_HistoryQuery(customer_key, before.timestamp(), currency, exclude))
 
     async def record(self, *, gateway: str, payment_id: str, customer_key: str, observed_at: datetime,
                      amount: Money, country: str | None, score: RiskScore) -> RiskScore:
-        row = {"gateway": gateway, "payment_id": payment_id, "customer_key": customer_key,
+        row = {"gateway": gateway, "payment_id": payment_id, "customer_key": customer_key[:64],
                "observed_at": observed_at.timestamp(), "amount": amount.format(), "currency": amount.currency,
                "country": (country or "")[:2] or None, "score": score.score, "model": score.model[:64],
                "document": score.model_dump_json()}
+        return await self._records.submit((row, score))
 
-        def run(conn: Connection) -> RiskScore:
-            conn.execute(self._db.insert(risk_scores).values(**row)
-                         .on_conflict_do_nothing(index_elements=["gateway", "payment_id"]))
-            kept = conn.execute(select(risk_scores.c.document).where(
-                risk_scores.c.gateway == gateway, risk_scores.c.payment_id == payment_id)).one()
-            return RiskScore.model_validate_json(kept.document)
+    # --- the batches -----------------------------------------------------------------------------
 
-        return await self._db.write(run)
+    async def _lookup_batch(self, keys: Sequence[tuple[str, str]]) -> list[RiskScore | None]:
+        found = await self._db.read(lambda conn: _documents(conn, keys))
+        return [RiskScore.model_validate_json(found[key]) if key in found else None for key in keys]
+
+    async def _history_batch(self, queries: Sequence[_HistoryQuery]) -> list[CustomerHistory]:
+        return await self._db.read(lambda conn: [_history(conn, query) for query in queries])
+
+    async def _record_batch(self, items: Sequence[tuple[dict[str, Any], RiskScore]]) -> list[RiskScore | BaseException]:
+        insert = self._db.insert(risk_scores).on_conflict_do_nothing(index_elements=["gateway", "payment_id"])
+
+        def run(conn: Connection, rows: Sequence[dict[str, Any]]) -> dict[tuple[str, str], str]:
+            conn.execute(insert, list(rows))
+            return _documents(conn, [(row["gateway"], row["payment_id"]) for row in rows])
+
+        def kept(row: dict[str, Any], score: RiskScore, documents: dict[tuple[str, str], str]) -> RiskScore:
+            document = documents[(row["gateway"], row["payment_id"])]
+            return score if document == row["document"] else RiskScore.model_validate_json(document)
+
+        try:
+            documents = await self._db.write(lambda conn: run(conn, [row for row, _ in items]))
+        except Exception:
+            if len(items) == 1:
+                raise
+            results: list[RiskScore | BaseException] = []
+            for row, score in items:  # one by one: the row the database refuses fails alone
+                try:
+                    one = await self._db.write(lambda conn, row=row: run(conn, [row]))
+                    results.append(kept(row, score, one))
+                except Exception as exc:
+                    results.append(exc)
+            return results
+        return [kept(row, score, documents) for row, score in items]
+
+
+def _documents(conn: Connection, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The kept score documents of (gateway, payment id) keys, one query per gateway."""
+    found: dict[tuple[str, str], str] = {}
+    for gateway in {gateway for gateway, _ in keys}:
+        ids = sorted({payment_id for g, payment_id in keys if g == gateway})
+        query = select(risk_scores.c.payment_id, risk_scores.c.document).where(
+            risk_scores.c.gateway == gateway, risk_scores.c.payment_id.in_(ids))
+        found.update({(gateway, row.payment_id): row.document for row in conn.execute(query)})
+    return found
+
+
+_HISTORY = (select(risk_scores.c.payment_id, risk_scores.c.observed_at, risk_scores.c.amount, risk_scores.c.currency,
+                   risk_scores.c.country)
+            .where(risk_scores.c.customer_key == bindparam("key"), risk_scores.c.observed_at < bindparam("end"),
+                   risk_scores.c.observed_at >= bindparam("start"))
+            .order_by(risk_scores.c.observed_at.desc()).limit(HISTORY_ROWS))  # built once: one is run per payment
+_HISTORY_SECONDS = timedelta(days=HISTORY_DAYS).total_seconds()
+
+
+def _history(conn: Connection, query: _HistoryQuery) -> CustomerHistory:
+    end = query.end
+    rows = [r for r in conn.execute(_HISTORY, {"key": query.customer_key, "end": end,
+                                               "start": end - _HISTORY_SECONDS}) if r.payment_id != query.exclude]
+    same = [Decimal(r.amount) for r in rows if r.currency == query.currency]
+    return CustomerHistory(
+        payments=len(rows),
+        mean_amount=(sum(same, Decimal(0)) / len(same)).quantize(Decimal("0.01")) if same else None,
+        last_hour=sum(1 for r in rows if r.observed_at >= end - 3600),
+        last_day=sum(1 for r in rows if r.observed_at >= end - 86400),
+        countries=frozenset(r.country for r in rows if r.country),
+    )
 
 
 def case_summary(case: ReviewCase, now: float | None = None) -> dict[str, Any]:
