@@ -223,23 +223,18 @@ class CybersourceGateway:
 
         Several hits (a refund sent twice before this lookup existed) give the earliest.
         """
-        query = f"clientReferenceInformation.transactionId:{search_value(reference)}"
-        found = await self.client.search_transactions(query, limit=100, sort="submitTimeUtc:asc")
-        for summary in found.summaries:
-            echoed = summary.client_reference_information.transaction_id \
-                if summary.client_reference_information else None
-            apps = summary.application_information.applications if summary.application_information else None
-            names = {a.name for a in apps or ()}
-            if not summary.id or (echoed is not None and echoed != reference) or (names and "ics_credit" not in names):
-                continue
-            return await self.get_payment(summary.id)
-        return None
+        return await self._find_by_reference(reference, "ics_credit")
 
     # --- reports ---------------------------------------------------------------------------
 
     async def find_payment(self, reference: str) -> Payment | None:
         """The authorisation or sale sent with ``reference`` as ``clientReferenceInformation.transactionId``,
         through Transaction Search, read back whole from TSS (the earliest, should there be several)."""
+        return await self._find_by_reference(reference, "ics_auth")
+
+    async def _find_by_reference(self, reference: str, application: str) -> Payment | None:
+        """The earliest transaction that echoes ``reference`` and ran ``application`` (a search hit that names
+        no applications is taken on the reference alone)."""
         query = f"clientReferenceInformation.transactionId:{search_value(reference)}"
         found = await self.client.search_transactions(query, limit=100, sort="submitTimeUtc:asc")
         for summary in found.summaries:
@@ -247,7 +242,7 @@ class CybersourceGateway:
                 if summary.client_reference_information else None
             apps = summary.application_information.applications if summary.application_information else None
             names = {a.name for a in apps or ()}
-            if not summary.id or (echoed is not None and echoed != reference) or (names and "ics_auth" not in names):
+            if not summary.id or (echoed is not None and echoed != reference) or (names and application not in names):
                 continue
             return await self.get_payment(summary.id)
         return None
