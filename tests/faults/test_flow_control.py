@@ -207,14 +207,19 @@ async def test_sl_down_opens_the_breaker_work_waits_and_a_probe_closes_it(
 async def test_a_429_with_retry_after_pauses_every_engine(
         tmp_path: Path, database_target: tuple[str, str | None]) -> None:
     async with fleet(tmp_path, database_target, {"breakers": {"sync_seconds": 0.1}}) as f:
-        orders = [f"RL-{n:02d}" for n in range(8)]
+        orders = [f"RL-{n:02d}" for n in range(20)]
         for order in orders[:4]:
             await f.pay(order)
         await f.settle(4)
         f.sl.faults.add(FaultRule(method="POST", path="/api/v1/$batch", status=429, retry_after=2, times=1))
-        for order in orders[4:]:
+        for order in orders[4:8]:
             await f.pay(order)
         await wait_for(lambda: any(s.status == 429 for s in f.sent))
+        # Paid during the pause, once every engine has heard of it (it syncs every 0.1 s): each engine's buckets
+        # get some of these 12 (all on one engine is a 1 in 2,000 chance), and each must hold them until it ends.
+        await asyncio.sleep(0.4)
+        for order in orders[8:]:
+            await f.pay(order)
         await f.settle(len(orders))
     [limited] = [s for s in f.sent if s.status == 429]
     quiet = [s for s in f.sent if limited.at + 0.3 < s.at < limited.at + 1.9]
