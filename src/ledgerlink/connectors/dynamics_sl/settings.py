@@ -25,7 +25,8 @@ class DynamicsSLSettings(BaseModel):
     default_sub: str = Field(default="000000", max_length=24)  # GL lines of a journal whose account has no sub
     posted_page_size: int = Field(default=5000, ge=1, le=5000)  # rows per page of posted payments
     posted_csv_page_size: int = Field(default=50_000, ge=1, le=50_000)  # rows per page of their bulk (CSV) form
-    # Micro-batching: concurrent calls within one event-loop turn (or max_delay) share one $batch.
+    # Micro-batching: concurrent calls within one event-loop turn (or max_delay), and calls that waited for one of
+    # the max_in_flight senders, share one $batch.
     max_batch: int = Field(default=250, ge=1, le=1000)
     max_delay_seconds: float = Field(default=0.0, ge=0.0)
     max_in_flight: int = Field(default=4, ge=1)
