@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import DataError
 
 from ledgerlink.runtime import Database, Intake, IntakeResult
 from ledgerlink.runtime.counters import read_counters
@@ -84,10 +85,11 @@ async def test_unknown_event_types_are_stored_and_marked_ignored(database):
 
 
 async def test_a_failed_commit_acknowledges_nothing(sqlite_url):
-    db = Database(sqlite_url)
+    db = CountingDatabase(sqlite_url)
     intake = Intake(db, buckets=16)
     await intake.start()
     db.write_sync(lambda conn: conn.exec_driver_sql("DROP TABLE ll_inbox"))
+    CountingDatabase.writes = 0
     try:
         results = await asyncio.gather(*(intake.submit(item(f"e{i}", "p")) for i in range(5)),
                                        return_exceptions=True)
@@ -95,6 +97,7 @@ async def test_a_failed_commit_acknowledges_nothing(sqlite_url):
         await intake.stop()
         db.close()
     assert all(isinstance(r, Exception) for r in results)
+    assert CountingDatabase.writes == 1  # a database that fails as a whole is not tried again event by event
 
 
 class PoisonRefusingIntake(Intake):
@@ -102,7 +105,7 @@ class PoisonRefusingIntake(Intake):
 
     def _store(self, conn, items):  # type: ignore[no-untyped-def]
         if any(it.event_id == "poison" for it in items):
-            raise ValueError("the database refused a value")
+            raise DataError("INSERT INTO ll_inbox", {}, ValueError("a value the database refuses"))
         return super()._store(conn, items)
 
 
@@ -116,7 +119,7 @@ async def test_an_event_the_database_refuses_fails_alone_not_its_whole_group_com
         assert await intake.submit(item("after", "order-y")) is IntakeResult.ACCEPTED  # intake still runs
     finally:
         await intake.stop()
-    assert isinstance(results[10], ValueError)
+    assert isinstance(results[10], DataError)
     assert [r for i, r in enumerate(results) if i != 10] == [IntakeResult.ACCEPTED] * 20
     stored = database.read_sync(lambda conn: conn.execute(select(inbox.c.event_id)).scalars().all())
     assert sorted(stored) == sorted([f"ok-{i}" for i in range(20)] + ["after"])

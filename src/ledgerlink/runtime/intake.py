@@ -21,6 +21,7 @@ from enum import StrEnum
 import orjson
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 
 from ledgerlink.runtime.counters import increment_counters
 from ledgerlink.runtime.db import Database
@@ -29,6 +30,8 @@ from ledgerlink.runtime.schema import IGNORED, PENDING, WAITING, inbox
 from ledgerlink.telemetry import INTAKE_BATCH, INTAKE_COMMIT
 
 log = logging.getLogger(__name__)
+# Errors that say a value in the transaction was refused, not that the database is out of reach.
+REFUSED_VALUES = (DataError, IntegrityError)
 
 
 def bucket_for(partition_key: str, buckets: int) -> int:
@@ -107,10 +110,12 @@ class Intake:
                     results = await self._db.write(lambda conn, items=items: self._store(conn, items))
                 except Exception as exc:  # the whole transaction rolled back: nothing was acknowledged
                     log.exception("intake commit failed for %d events", len(items))
-                    if len(batch) > 1:
+                    if len(batch) > 1 and isinstance(exc, REFUSED_VALUES):
                         await self._store_one_by_one(batch)
-                    elif not batch[0][1].done():
-                        batch[0][1].set_exception(exc)
+                        continue
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
                     continue
                 INTAKE_COMMIT.observe(time.perf_counter() - started)
                 INTAKE_BATCH.observe(len(items))
@@ -123,8 +128,10 @@ class Intake:
                 return
 
     async def _store_one_by_one(self, batch: list[tuple[InboxItem, asyncio.Future[IntakeResult]]]) -> None:
-        """After a failed group commit: each event in a transaction of its own, so one the database refuses
-        (a value PostgreSQL will not take) fails alone instead of taking its neighbours down with it."""
+        """After a group commit the database refused for a value in it (one PostgreSQL will not take): each
+        event in a transaction of its own, so that one fails alone instead of taking its neighbours down with
+        it. Any other failure (the database unreachable) fails the batch at once: a retry per event would only
+        hold the senders longer."""
         for item, future in batch:
             try:
                 result = (await self._db.write(lambda conn, item=item: self._store(conn, [item])))[0]

@@ -33,7 +33,7 @@ from ledgerlink.model.review import DECIDED_STATUS
 from ledgerlink.risk import CustomerHistory
 from ledgerlink.runtime import audit
 from ledgerlink.runtime.db import Database
-from ledgerlink.runtime.intake import InboxItem, store_items
+from ledgerlink.runtime.intake import REFUSED_VALUES, InboxItem, store_items
 from ledgerlink.runtime.schema import leases, review_cases, risk_scores
 
 HISTORY_DAYS = 365
@@ -209,7 +209,7 @@ class DatabaseRiskLedger:
 
         try:
             documents = await self._db.write(lambda conn: run(conn, [row for row, _ in items]))
-        except Exception:
+        except REFUSED_VALUES:
             if len(items) == 1:
                 raise
             results: list[RiskScore | BaseException] = []
