@@ -56,6 +56,7 @@ from ledgerlink.flows.profile_sync import (
     customer_change_source,
     poll_customer_changes_job,
 )
+from ledgerlink.flows.schedule_fields import CronExpression
 from ledgerlink.flows.settlement import SettlementReconciliation, SettlementSettings
 from ledgerlink.flows.subscriptions import (
     RENEW_JOB,
@@ -102,7 +103,7 @@ class PollToggle(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    poll_cron: str = "*/5 * * * *"
+    poll_cron: CronExpression = "*/5 * * * *"
 
 
 class FlowsSection(BaseModel):
@@ -123,7 +124,7 @@ class HousekeepingSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inbox_retention_days: float = Field(30.0, gt=0)
-    prune_cron: str = "17 3 * * *"
+    prune_cron: CronExpression = "17 3 * * *"
 
 
 class NotificationsSection(BaseModel):

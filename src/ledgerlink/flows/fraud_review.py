@@ -27,7 +27,6 @@ import hashlib
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -37,6 +36,7 @@ from ledgerlink.flows.context import FlowContext, Ignored, InboundMessage, Outbo
 from ledgerlink.flows.order_state import OrderState
 from ledgerlink.flows.order_to_cash import OrderToCash
 from ledgerlink.flows.ports import ReviewQueue, RiskLedger, UnknownCase
+from ledgerlink.flows.schedule_fields import TimeZoneName
 from ledgerlink.model import (
     CaseClosed,
     EventType,
@@ -82,7 +82,7 @@ class FraudReviewSettings(BaseModel):
     enabled: bool = False
     home_countries: list[str] = Field(default_factory=lambda: ["US"])
     watch_countries: list[str] = Field(default_factory=list)
-    timezone: str = "UTC"  # the shop's time zone: the time-of-day feature reads local time
+    timezone: TimeZoneName = "UTC"  # the shop's time zone: the time-of-day feature reads local time
     top_factors: int = Field(3, ge=1, le=10)  # contributions a case shows
     model: str | None = None  # path of another model artifact (JSON); default: the one ledgerlink ships
 
@@ -96,15 +96,6 @@ class FraudReviewSettings(BaseModel):
                 raise ValueError(f"{code!r} is not an ISO 3166 alpha-2 country code (e.g. US, GB)")
             cleaned.append(text)
         return cleaned
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
-        return value
 
     @model_validator(mode="after")
     def _model_loads(self) -> FraudReviewSettings:

@@ -24,6 +24,7 @@ from ledgerlink.connectors.kit.protocols import PaymentGateway
 from ledgerlink.flows.context import FlowContext, Job, JobCall, OutboundEvent
 from ledgerlink.flows.events import SYNTHETIC_HEADER
 from ledgerlink.flows.ports import InboxIndex
+from ledgerlink.flows.schedule_fields import CronExpression
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class GapSweepSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    cron: str = "*/5 * * * *"
+    cron: CronExpression = "*/5 * * * *"
     lookback_minutes: float = Field(10.0, gt=0, le=7 * 24 * 60,
                                     description="re-read this far behind the cursor (the first run: behind now)")
     # Cybersource's default retry policy gives up about 4 minutes after the first attempt (spec §6.5): a

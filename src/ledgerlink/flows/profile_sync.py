@@ -37,13 +37,13 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ledgerlink.connectors.kit.errors import NotFound
 from ledgerlink.connectors.kit.protocols import BackOffice, PaymentGateway
 from ledgerlink.flows.context import FlowContext, InboundMessage, Job, JobCall, OutboundEvent
 from ledgerlink.flows.ports import CaseBook
+from ledgerlink.flows.schedule_fields import CronExpression
 from ledgerlink.model import (
     PROFILE_FIELDS,
     Address,
@@ -83,7 +83,7 @@ class ProfileSyncSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    poll_cron: str = "*/5 * * * *"
+    poll_cron: CronExpression = "*/5 * * * *"
     conflict_policy: ConflictPolicy = ConflictPolicy.ERP_WINS
     default_region: str = Field("US", description="ISO 3166 region for phone numbers written without a country code")
     create_gateway_profiles: bool = True
@@ -92,13 +92,6 @@ class ProfileSyncSettings(BaseModel):
         description="how a token event finds an unlinked customer, in order (the link is always tried first)")
     first_window_hours: float = Field(24.0, gt=0, description="how far back the first poll reads")
     page_size: int = Field(500, ge=1, le=1000)
-
-    @field_validator("poll_cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if not croniter.is_valid(value):
-            raise ValueError(f"{value!r} is not a valid cron expression")
-        return value
 
     @field_validator("default_region")
     @classmethod

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ledgerlink.connectors.kit.columns import PostedFrame, SettlementFrame, money_sum
 from ledgerlink.connectors.kit.errors import NotFound, Rejected, RetryableError
@@ -43,6 +43,7 @@ from ledgerlink.connectors.kit.protocols import BackOffice, PaymentGateway
 from ledgerlink.flows.context import FlowContext
 from ledgerlink.flows.matching import LINE_SCHEMA, MatchResult, MatchSettings, match
 from ledgerlink.flows.ports import CaseBook, ReconciliationLedger
+from ledgerlink.flows.schedule_fields import CronExpression, TimeZoneName
 from ledgerlink.mappings.spec import MappingSpec
 from ledgerlink.model import (
     Case,
@@ -79,19 +80,13 @@ class SettlementSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    cron: str = "30 6 * * *"  # each morning, for the day before
-    timezone: str = "UTC"  # the merchant's business day
+    cron: CronExpression = "30 6 * * *"  # each morning, for the day before
+    timezone: TimeZoneName = "UTC"  # the merchant's business day
     tolerance: Decimal = Field(Decimal("0"), ge=0, description="largest difference still counted as a match")
     lag_days: int = Field(2, ge=0, le=30, description="days a posting may wait for its settlement before a case")
     catch_up_days: int = Field(7, ge=1, le=31, description="after downtime, how many of the most recent missed "
                                                            "days are reconciled; older ones are left to "
                                                            "`ledgerlink reconcile`")
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        ZoneInfo(value)
-        return value
 
 
 def lines_frame(settlement: SettlementFrame) -> pl.DataFrame:

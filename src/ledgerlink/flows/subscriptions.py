@@ -27,16 +27,16 @@ import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import orjson
-from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ledgerlink.connectors.kit.protocols import BackOffice, PaymentGateway
 from ledgerlink.flows.context import FlowContext, Ignored, InboundMessage, JobCall, OutboundEvent
 from ledgerlink.flows.dunning import DAY, DunningSettings, NoticeKind, notice
 from ledgerlink.flows.ports import CardRetryLedger, CaseBook, NotificationOutbox
+from ledgerlink.flows.schedule_fields import CronExpression, TimeZoneName
 from ledgerlink.mappings.spec import MappingSpec
 from ledgerlink.model import (
     AuthorizationRequest,
@@ -141,28 +141,13 @@ class SubscriptionSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool = False
-    cron: str = "0 * * * *"  # how often due renewals and retries are looked for
-    timezone: str = "UTC"  # whose calendar the due dates are in
+    cron: CronExpression = "0 * * * *"  # how often due renewals and retries are looked for
+    timezone: TimeZoneName = "UTC"  # whose calendar the due dates are in
     source: Literal["back_office", "integration", "both"] = "both"
     items: list[SubscriptionItem] = Field(default_factory=list)
     order_reference_prefix: str = Field("SUB-", min_length=1, max_length=8, pattern=r"^[A-Za-z0-9-]+$")
     dunning: DunningSettings = Field(default_factory=DunningSettings)
 
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if not croniter.is_valid(value):
-            raise ValueError(f"{value!r} is not a valid cron expression")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone") from None
-        return value
 
     @field_validator("items")
     @classmethod

@@ -20,14 +20,15 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import orjson
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, and_, delete, select, update
 
 from ledgerlink.flows.context import JOB_SOURCE, FlowContext, InboundMessage, Job, JobCall, job_body
+from ledgerlink.flows.schedule_fields import CronExpression, TimeZoneName
 from ledgerlink.runtime.db import Database
 from ledgerlink.runtime.intake import bucket_for
 from ledgerlink.runtime.schema import DONE, IGNORED, PENDING, inbox, schedules
@@ -44,25 +45,9 @@ class ScheduleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    cron: str
+    cron: CronExpression
     job: str
-    timezone: str = "UTC"
-
-    @field_validator("cron")
-    @classmethod
-    def _valid_cron(cls, value: str) -> str:
-        if not croniter.is_valid(value):
-            raise ValueError(f"{value!r} is not a valid cron expression")
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _valid_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not an IANA time zone") from None
-        return value
+    timezone: TimeZoneName = "UTC"
 
 
 def next_tick(cron: str, timezone: str, after: float) -> float:
