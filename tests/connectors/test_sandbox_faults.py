@@ -187,3 +187,17 @@ async def test_cybersource_control_endpoint_and_webhook_faults() -> None:
         assert not sandbox.fault_script.active
         bad = await client.put("/__sandbox/faults", json={"latency_ms": [5, 1]})
         assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("bad", [(-1.0, 5.0), (10.0, 5.0)])
+def test_a_millisecond_range_must_be_ordered_and_not_negative(bad: tuple[float, float]) -> None:
+    from pydantic import ValidationError
+
+    from ledgerlink.connectors.cybersource.sandbox.settings import EmitterSettings
+
+    assert FaultPlan(latency_ms=(0.0, 5.0)).latency_ms == (0.0, 5.0)
+    assert EmitterSettings(delay_ms=(5.0, 5.0)).delay_ms == (5.0, 5.0)
+    for build, field in ((lambda: FaultPlan(latency_ms=bad), "latency_ms"),
+                         (lambda: EmitterSettings(delay_ms=bad), "delay_ms")):
+        with pytest.raises(ValidationError, match=rf"{field}\n.*must be \[min, max\]"):
+            build()

@@ -40,12 +40,23 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FaultKind = Literal["error", "reset", "timeout", "latency"]
+
+
+def _ordered(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = value
+    if low < 0 or high < low:
+        raise ValueError("must be [min, max] with 0 <= min <= max")
+    return value
+
+
+# A random delay drawn uniformly from [min, max] milliseconds: added latency, a webhook's first-attempt delay.
+MillisecondRange = Annotated[tuple[float, float], AfterValidator(_ordered)]
 
 
 class FaultRule(BaseModel):
@@ -113,18 +124,10 @@ class FaultPlan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     seed: int | None = None
-    latency_ms: tuple[float, float] = (0.0, 0.0)
+    latency_ms: MillisecondRange = (0.0, 0.0)
     rules: list[FaultRule] = Field(default_factory=list)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     webhooks: WebhookFaults | None = None  # None: leave the emitter's own knobs as they are
-
-    @field_validator("latency_ms")
-    @classmethod
-    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
-        low, high = value
-        if low < 0 or high < low:
-            raise ValueError("latency_ms must be [min, max] with 0 <= min <= max")
-        return value
 
 
 @dataclass(frozen=True)
